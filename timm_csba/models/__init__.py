@@ -1,0 +1,2 @@
+"""CSBA model family; importing this module registers every `csba_*` architecture in timm."""
+from .csba_squeeze import *
