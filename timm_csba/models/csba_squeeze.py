@@ -163,7 +163,8 @@ class BranchClassifier(nn.Module):
         x = self.attn(x)
         logits = torch.stack([branch(x) for branch in self.branches])
         if self.branch_weights is not None:
-            logits = logits * self.branch_weights.softmax(0).view(-1, 1, 1, 1, 1)
+            # softmax runs in fp32 under autocast; cast back so the weights do not upcast the logits
+            logits = logits * self.branch_weights.softmax(0).to(logits.dtype).view(-1, 1, 1, 1, 1)
         return logits.sum(0)
 
 
