@@ -38,19 +38,22 @@ def interleaved_medians(fns: dict, warmup: int, rounds: int) -> dict:
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def make_steps(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor) -> tuple:
+def make_steps(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, autocast_dtype=None) -> tuple:
     """Return (inference step, train step) closures for `model` on batch `x`."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    autocast = torch.autocast(x.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None)
 
     def infer():
         model.eval()
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast:
             model(x)
 
     def train_step():
         model.train()
         optimizer.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), target).backward()
+        with autocast:
+            loss = F.cross_entropy(model(x), target)
+        loss.backward()
         optimizer.step()
 
     return infer, train_step
@@ -67,6 +70,7 @@ def main():
     parser.add_argument('--rounds', type=int, default=7, help='timed round-robin rounds (median is reported)')
     parser.add_argument('--channels-last', action='store_true', help='run models and inputs in channels_last')
     parser.add_argument('--device', default='cpu', help='torch device (cpu, cuda)')
+    parser.add_argument('--autocast', choices=['bfloat16', 'float16'], help='run under torch.autocast in this dtype')
     parser.add_argument('--models', nargs='+', help='models to compare (default: all csba_* + baselines)')
     args = parser.parse_args()
 
@@ -81,13 +85,13 @@ def main():
     steps = {}
     for name in names:
         model = create(name, args.num_classes).to(args.device, memory_format=memory_format)
-        steps[name] = make_steps(model, x, target)
+        steps[name] = make_steps(model, x, target, getattr(torch, args.autocast) if args.autocast else None)
     infer_s = interleaved_medians({n: s[0] for n, s in steps.items()}, args.warmup, args.rounds)
     train_s = interleaved_medians({n: s[1] for n, s in steps.items()}, args.warmup, args.rounds)
     results = {n: (args.batch_size / infer_s[n], args.batch_size / train_s[n]) for n in names}
 
     print(f'device={args.device} threads={args.threads} batch={args.batch_size} size={args.img_size} '
-          f'channels_last={args.channels_last}')
+          f'channels_last={args.channels_last} autocast={args.autocast}')
     print(f'{"model":24s} {"infer img/s":>12s} {"train img/s":>12s}')
     for name, (infer, train) in results.items():
         print(f'{name:24s} {infer:12.1f} {train:12.1f}')
