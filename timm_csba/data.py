@@ -17,6 +17,7 @@ import argparse
 import inspect
 import io
 import math
+import os
 import pickle
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence
@@ -30,6 +31,7 @@ from PIL import Image as PILImage
 __all__ = [
     'DATASETS', 'SPLITS', 'DatasetError', 'build_dataset', 'stratified_split', 'class_counts', 'class_weights',
     'imbalance_ratio', 'build_transforms', 'attach_transform', 'decode_image', 'find_corrupt_images',
+    'default_num_workers', 'long_tail_counts',
 ]
 
 SPLITS = ('train', 'validation', 'test')
@@ -544,6 +546,15 @@ class _ToGrayRGB:
 class _FirstChannel:
     def __call__(self, tensor: torch.Tensor) -> torch.Tensor:
         return tensor[:1]
+
+
+def default_num_workers() -> int:
+    """Return a DataLoader worker count for this machine: half the usable cores (at least 1, at most 8).
+
+    Decoding and augmenting a cell costs far less than a train step on it, so the other half is left to the
+    training threads (measured in benchmarks/data_throughput.py).
+    """
+    return max(1, min(len(os.sched_getaffinity(0)) // 2, 8))
 
 
 def attach_transform(split: datasets.Dataset, transform: Callable) -> datasets.Dataset:
