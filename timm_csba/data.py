@@ -31,7 +31,7 @@ from PIL import Image as PILImage
 __all__ = [
     'DATASETS', 'SPLITS', 'DatasetError', 'build_dataset', 'stratified_split', 'class_counts', 'class_weights',
     'imbalance_ratio', 'build_transforms', 'attach_transform', 'decode_image', 'find_corrupt_images',
-    'default_num_workers', 'long_tail_counts',
+    'default_num_workers', 'long_tail_counts', 'weights_from_counts',
 ]
 
 SPLITS = ('train', 'validation', 'test')
@@ -448,15 +448,15 @@ def imbalance_ratio(split: datasets.Dataset) -> float:
     return max(counts) / min(counts)
 
 
-def class_weights(split: datasets.Dataset, scheme: str = 'inverse', beta: float = 0.9999) -> torch.Tensor:
-    """Return per-class loss weights from the train split.
+def weights_from_counts(counts: Sequence[int], scheme: str = 'inverse', beta: float = 0.9999) -> torch.Tensor:
+    """Return per-class loss weights for class sizes `counts`.
 
     'inverse': w_c = N / (C * n_c) (paper Eq. 3), so the sample-weighted mean weight is 1.
     'effective_number': w_c proportional to (1 - beta) / (1 - beta^n_c) (Cui et al. 2019), scaled to sum to C.
     """
-    counts = torch.tensor(list(class_counts(split).values()), dtype=torch.float64)
+    counts = torch.as_tensor(list(counts), dtype=torch.float64)
     if (counts == 0).any():
-        raise DatasetError('class_weights: a class has no images in this split; weights would be infinite.')
+        raise DatasetError('class weights: a class has no training images; its weight would be infinite.')
     if scheme == 'inverse':
         weights = counts.sum() / (len(counts) * counts)
     elif scheme == 'effective_number':
@@ -465,6 +465,11 @@ def class_weights(split: datasets.Dataset, scheme: str = 'inverse', beta: float 
     else:
         raise DatasetError(f"Unknown class weight scheme {scheme!r}; use 'inverse' or 'effective_number'.")
     return weights.float()
+
+
+def class_weights(split: datasets.Dataset, scheme: str = 'inverse', beta: float = 0.9999) -> torch.Tensor:
+    """Return per-class loss weights computed from this (train) split; see `weights_from_counts`."""
+    return weights_from_counts(class_counts(split).values(), scheme, beta)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -513,6 +518,7 @@ def build_transforms(model_or_data_config: Any, is_training: bool, **aug: Any) -
     else:
         config = dict(model_or_data_config)
         in_chans = config['input_size'][0]
+    rot90 = aug.pop('rot90', False) and is_training
     mean, std = tuple(config['mean']), tuple(config['std'])
     if len(mean) == 1:
         mean, std = mean * 3, std * 3
@@ -526,11 +532,23 @@ def build_transforms(model_or_data_config: Any, is_training: bool, **aug: Any) -
         crop_mode=config.get('crop_mode', 'center'),
         **aug,
     )
+    if in_chans not in (1, 3):
+        raise DatasetError(f'build_transforms supports in_chans 1 or 3, got {in_chans}.')
+    steps = [_ToGrayRGB() if in_chans == 1 else _ToRGB()]
+    if rot90:
+        steps.append(transforms.RandomChoice([_Rotate(k * 90) for k in range(4)]))
+    steps.append(timm_transform)
     if in_chans == 1:
-        return transforms.Compose([_ToGrayRGB(), timm_transform, _FirstChannel()])
-    if in_chans == 3:
-        return transforms.Compose([_ToRGB(), timm_transform])
-    raise DatasetError(f'build_transforms supports in_chans 1 or 3, got {in_chans}.')
+        steps.append(_FirstChannel())
+    return transforms.Compose(steps)
+
+
+class _Rotate:
+    def __init__(self, degrees: int):
+        self.degrees = degrees
+
+    def __call__(self, image: PILImage.Image) -> PILImage.Image:
+        return image.rotate(self.degrees) if self.degrees else image
 
 
 class _ToRGB:

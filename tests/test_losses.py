@@ -1,0 +1,71 @@
+"""Each loss against values computed by hand from its formula, on two samples of two classes."""
+import math
+
+import pytest
+import torch
+
+from timm_csba.losses import FocalLoss, LDAMLoss, create_loss
+
+LOGITS = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+TARGET = torch.tensor([0, 1])
+COUNTS = [3, 1]
+
+
+def _nll(true_logit, other_logit):
+    """-log softmax of the true class for two logits."""
+    return math.log(1 + math.exp(other_logit - true_logit))
+
+
+def test_weighted_cross_entropy_is_paper_eq_2_3():
+    w = [4 / (2 * 3), 4 / (2 * 1)]  # N / (C * n_c)
+    expected = (w[0] * _nll(2, 0) + w[1] * _nll(1, 0)) / (w[0] + w[1])
+    assert create_loss('ce', COUNTS)(LOGITS, TARGET).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_label_smoothing():
+    eps = 0.1
+    # smoothed target: (1 - eps) on the true class + eps / C on every class
+    def sample(logits, t):
+        log_p = [logits[k] - math.log(sum(math.exp(v) for v in logits)) for k in range(2)]
+        return -((1 - eps) * log_p[t] + eps / 2 * sum(log_p))
+    expected = (sample([2.0, 0.0], 0) + sample([0.0, 1.0], 1)) / 2
+    loss = create_loss('ce', COUNTS, class_weights=None, label_smoothing=eps)
+    assert loss(LOGITS, TARGET).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_focal_loss_with_class_weights():
+    w = torch.tensor([1.0, 3.0])
+    p1, p2 = 1 / (1 + math.exp(-2)), 1 / (1 + math.exp(-1))
+    l1, l2 = (1 - p1) ** 2 * -math.log(p1), (1 - p2) ** 2 * -math.log(p2)
+    assert FocalLoss(w, gamma=2)(LOGITS, TARGET).item() == pytest.approx((l1 + 3 * l2) / 4, rel=1e-6)
+    # gamma = 0 is weighted cross-entropy
+    ce = torch.nn.functional.cross_entropy(LOGITS, TARGET, weight=w)
+    assert FocalLoss(w, gamma=0)(LOGITS, TARGET).item() == pytest.approx(ce.item(), rel=1e-6)
+
+
+def test_logit_adjusted_loss_adds_log_prior():
+    a0, a1 = math.log(0.75), math.log(0.25)
+    expected = (_nll(2 + a0, 0 + a1) + _nll(1 + a1, 0 + a0)) / 2
+    loss = create_loss('logit_adjusted', COUNTS, class_weights=None, la_tau=1.0)
+    assert loss(LOGITS, TARGET).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_ldam_margins_and_deferred_reweighting():
+    m = [0.5 * 3 ** -0.25, 0.5]  # proportional to n^-1/4, largest 0.5
+    loss = LDAMLoss(COUNTS, max_margin=0.5, scale=1.0, drw_epoch=5)
+    loss.set_epoch(1)
+    expected = (_nll(2 - m[0], 0) + _nll(1 - m[1], 0)) / 2
+    assert loss(LOGITS, TARGET).item() == pytest.approx(expected, rel=1e-6)
+    loss.set_epoch(5)
+    beta = 0.9999
+    raw = [(1 - beta) / (1 - beta ** n) for n in COUNTS]
+    w = [r * 2 / sum(raw) for r in raw]
+    weighted = (w[0] * _nll(2 - m[0], 0) + w[1] * _nll(1 - m[1], 0)) / (w[0] + w[1])
+    assert loss(LOGITS, TARGET).item() == pytest.approx(weighted, rel=1e-5)
+
+
+def test_bad_loss_arguments():
+    with pytest.raises(ValueError, match="Unknown loss 'dice'"):
+        create_loss('dice', COUNTS)
+    with pytest.raises(ValueError, match='label_smoothing applies to the ce loss only'):
+        create_loss('focal', COUNTS, label_smoothing=0.1)

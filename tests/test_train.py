@@ -1,0 +1,163 @@
+"""train.py end to end on the smoke preset: run directory, exact resume after a kill, two processes, bad input."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+import yaml
+from safetensors.torch import load_file
+
+import timm_csba  # noqa: F401
+from timm_csba.data import attach_transform, build_dataset, build_transforms
+from timm_csba.metrics import classification_metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = str(ROOT / 'configs' / 'smoke.yaml')
+
+
+def _train(*args, env=None, check=True):
+    result = subprocess.run([sys.executable, str(ROOT / 'train.py'), '--config', SMOKE, *args],
+                            capture_output=True, text=True, cwd=ROOT, env=env)
+    if check and result.returncode != 0:
+        raise AssertionError(result.stderr[-3000:])
+    return result
+
+
+def _final_weights(run):
+    return load_file(str(sorted((run / 'checkpoints').glob('epoch_*'))[-1] / 'model.safetensors'))
+
+
+@pytest.fixture(scope='module')
+def smoke_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp('runs') / 'smoke'
+    _train('--output-dir', str(run), '--epochs', '4')
+    return run
+
+
+def test_run_directory_layout(smoke_run):
+    assert {p.name for p in smoke_run.iterdir()} >= {
+        'args.yaml', 'metrics.jsonl', 'checkpoints', 'best', 'test_metrics.json', 'confusion_matrix.png'}
+    args = yaml.safe_load((smoke_run / 'args.yaml').read_text())
+    assert args['model'] == 'csba_squeeze' and args['epochs'] == 4 and args['img_size'] == 32
+    history = [json.loads(line) for line in (smoke_run / 'metrics.jsonl').read_text().splitlines()]
+    assert [r['epoch'] for r in history] == [1, 2, 3, 4]
+    assert {'train_loss', 'val_loss', 'val_macro_f1', 'val_f1_likely_defective', 'lr'} <= set(history[0])
+    test = json.loads((smoke_run / 'test_metrics.json').read_text())
+    assert list(test['per_class']) == ['functional', 'possibly_defective', 'likely_defective', 'defective']
+    assert test['num_samples'] == 40 and test['best_epoch'] == max(history, key=lambda r: r['val_macro_f1'])['epoch']
+    # keep_last 1 plus the best
+    kept = sorted(p.name for p in (smoke_run / 'checkpoints').iterdir())
+    assert kept == sorted({f'epoch_{test["best_epoch"]:04d}', 'epoch_0004'})
+
+
+def test_best_folder_loads_with_timm_local_dir(smoke_run):
+    model = timm.create_model(f'local-dir:{smoke_run / "best"}', pretrained=True)
+    assert model.in_chans == 1 and model.num_classes == 4
+    assert model.pretrained_cfg['label_names'][2] == 'likely_defective'
+    assert tuple(model.pretrained_cfg['input_size']) == (1, 32, 32)
+    weights = load_file(str(smoke_run / 'best' / 'model.safetensors'))
+    assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
+
+
+def test_resume_after_kill_is_bit_exact(smoke_run, tmp_path):
+    run = tmp_path / 'killed'
+    cmd = [sys.executable, str(ROOT / 'train.py'), '--config', SMOKE, '--output-dir', str(run), '--epochs', '4']
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (run / 'checkpoints' / 'epoch_0002').exists():
+        assert proc.poll() is None and time.time() < deadline, 'the run ended before it could be killed'
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run / 'test_metrics.json').exists(), 'the run was not interrupted'
+
+    _train('--resume', str(run), '--epochs', '4')
+    resumed, uninterrupted = _final_weights(run), _final_weights(smoke_run)
+    assert resumed.keys() == uninterrupted.keys()
+    assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed)
+    assert (run / 'metrics.jsonl').read_text().count('\n') == 4
+    assert json.loads((run / 'test_metrics.json').read_text())['macro_f1'] == \
+        json.loads((smoke_run / 'test_metrics.json').read_text())['macro_f1']
+
+
+def test_two_processes_evaluate_every_sample_once(tmp_path):
+    """41 validation images over 2 ranks x batch 16: the last batch is uneven; gather_for_metrics must give
+    exactly what a single-process evaluation of the same checkpoint gives."""
+    run = tmp_path / 'ddp'
+    env = dict(os.environ, ACCELERATE_USE_CPU='true')
+    cmd = [sys.executable, '-m', 'accelerate.commands.launch', '--multi_gpu', '--num_processes', '2',
+           '--num_machines', '1', '--mixed_precision', 'no', '--dynamo_backend', 'no',
+           str(ROOT / 'train.py'), '--config', SMOKE, '--output-dir', str(run), '--limit-eval', '41', '--epochs', '2']
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    last = json.loads((run / 'metrics.jsonl').read_text().splitlines()[-1])
+
+    model = timm.create_model('csba_squeeze', num_classes=4, in_chans=1)
+    model.load_state_dict(load_file(str(run / 'checkpoints' / 'epoch_0002' / 'model.safetensors')))
+    model.eval()
+    data_config = timm.data.resolve_data_config(model=timm.create_model(f'local-dir:{run / "best"}'))
+    val = build_dataset('elpv')['validation'].shuffle(seed=0).select(range(41))
+    batch = next(iter(torch.utils.data.DataLoader(
+        attach_transform(val, build_transforms(data_config, is_training=False)), batch_size=41)))
+    with torch.no_grad():
+        preds = model(batch['pixel_values']).argmax(1)
+    single = classification_metrics(batch['label'], preds, val.features['label'].names)
+    assert last['val_accuracy'] == single['accuracy']
+    assert last['val_macro_f1'] == single['macro_f1']
+
+
+def test_launcher_that_splits_processes_is_refused(tmp_path):
+    """`accelerate launch --multi_gpu` on a machine without GPUs (and without ACCELERATE_USE_CPU) starts two
+    processes that each think they are alone; train.py must refuse instead of training twice into one run."""
+    env = {k: v for k, v in os.environ.items() if k != 'ACCELERATE_USE_CPU'}
+    cmd = [sys.executable, '-m', 'accelerate.commands.launch', '--multi_gpu', '--num_processes', '2',
+           '--num_machines', '1', '--mixed_precision', 'no', '--dynamo_backend', 'no',
+           str(ROOT / 'train.py'), '--config', SMOKE, '--output-dir', str(tmp_path / 'r')]
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+    assert result.returncode != 0
+    assert 'accelerate sees one' in result.stderr and 'ACCELERATE_USE_CPU=true' in result.stderr
+    assert not (tmp_path / 'r' / 'metrics.jsonl').exists()
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--model', 'csba_sqeeze'], "unknown model 'csba_sqeeze'; did you mean csba_squeeze"),
+    (['--dataset', 'elvp'], "Unknown dataset 'elvp'"),
+    (['--pretrained'], "No pretrained weights are published for 'csba_squeeze.elpv'"),
+    (['--model', 'resnet18', '--pretrained'], 'have 1000 classes, the dataset has 4. Pass --reset-classifier'),
+    (['--monitor', 'auc'], "--monitor 'auc' is not one of"),
+])
+def test_bad_input_gets_one_clear_error(tmp_path, args, message):
+    result = _train('--output-dir', str(tmp_path / 'r'), *args, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert 'Traceback' not in result.stderr
+
+
+def test_unknown_config_key_is_named(tmp_path):
+    config = tmp_path / 'bad.yaml'
+    config.write_text(yaml.safe_dump({**yaml.safe_load(Path(SMOKE).read_text()), 'learning_rate': 0.1}))
+    result = subprocess.run([sys.executable, str(ROOT / 'train.py'), '--config', str(config)],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode != 0 and 'unknown key(s) learning_rate' in result.stderr
+
+
+def test_existing_run_is_not_overwritten_and_resume_checks_identity(smoke_run):
+    result = _train('--output-dir', str(smoke_run), check=False)
+    assert result.returncode != 0 and 'holds another run' in result.stderr
+    result = _train('--resume', str(smoke_run), '--model', 'csba_squeeze_sum', check=False)
+    assert result.returncode != 0 and "different model ('csba_squeeze' there, 'csba_squeeze_sum' here)" in result.stderr
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    run = tmp_path / 'nan'
+    result = _train('--output-dir', str(run), '--opt', 'sgd', '--lr', '1e30', '--epochs', '2', check=False)
+    assert result.returncode != 0
+    assert 'the loss is nan' in result.stderr or 'the loss is inf' in result.stderr
+    assert 'Traceback' not in result.stderr
+    assert not (run / 'test_metrics.json').exists()

@@ -1,0 +1,61 @@
+"""Atomic file and folder writes: a kill mid-write leaves the previous version or nothing, never half a file."""
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+__all__ = ['atomic_path', 'write_text', 'write_json', 'write_yaml', 'replace_dir']
+
+
+@contextmanager
+def atomic_path(path: os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success it is renamed onto `path`, on error removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; give it the mode a plain open() would
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_text(path: os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path: os.PathLike, data: Any) -> None:
+    write_text(path, json.dumps(data, indent=2) + '\n')
+
+
+def write_yaml(path: os.PathLike, data: Any) -> None:
+    write_text(path, yaml.safe_dump(data, sort_keys=False))
+
+
+def replace_dir(tmp_dir: os.PathLike, target: os.PathLike) -> None:
+    """Move the finished folder `tmp_dir` onto `target`; a kill in between leaves `target` or `target.old`."""
+    tmp_dir, target = Path(tmp_dir), Path(target)
+    os.chmod(tmp_dir, 0o777 & ~_umask())
+    old = target.with_name(target.name + '.old')
+    if old.exists():
+        shutil.rmtree(old)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(tmp_dir, target)
+    if old.exists():
+        shutil.rmtree(old)

@@ -1,0 +1,42 @@
+"""Hugging Face Hub format: export a trained model as a timm Hub folder (model.safetensors + config.json).
+
+The folder loads with `timm.create_model('local-dir:PATH', pretrained=True)` and is what gets pushed to the Hub.
+"""
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence
+
+import torch
+from timm.models import save_for_hf
+
+from .files import replace_dir
+
+__all__ = ['save_pretrained']
+
+
+def save_pretrained(
+        model: torch.nn.Module,
+        directory: os.PathLike,
+        label_names: Sequence[str],
+        data_config: Dict[str, Any],
+        model_args: Optional[Dict[str, Any]] = None,
+) -> Path:
+    """Write `model` to `directory` in timm's Hub format, atomically (a complete folder or the previous one).
+
+    `data_config` is the preprocessing the weights were trained with (input_size, mean, std, interpolation,
+    crop_pct); it becomes the pretrained_cfg that `timm.data.resolve_data_config` returns for the export.
+    """
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{directory.name}.', dir=directory.parent))
+    save_for_hf(
+        model,
+        str(tmp),
+        model_config=dict(label_names=list(label_names)),
+        model_args=model_args,
+        safe_serialization=True,
+        data_config=data_config,
+    )
+    replace_dir(tmp, directory)
+    return directory

@@ -1,0 +1,115 @@
+"""Losses for class-imbalanced classification, each a `nn.Module(logits, target) -> scalar`.
+
+    ce               class-weighted cross-entropy (paper Eq. 2-3), optional label smoothing
+    focal            focal loss with class weights (Lin et al. 2017; the paper's Variant II)
+    logit_adjusted   logit-adjusted loss: CE on logits + tau * log(prior) (Menon et al. 2021);
+                     tau = 1 is the balanced softmax (Ren et al. 2020)
+    ldam             label-distribution-aware margins with deferred re-weighting (Cao et al. 2019)
+
+Weighted losses average as `F.cross_entropy(weight=...)` does: sum_i w_yi * l_i / sum_i w_yi, so focal loss
+with gamma=0 equals weighted CE.
+"""
+from typing import Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .data import weights_from_counts
+
+__all__ = ['LOSSES', 'FocalLoss', 'LogitAdjustedLoss', 'LDAMLoss', 'create_loss']
+
+LOSSES = ('ce', 'focal', 'logit_adjusted', 'ldam')
+
+
+def _weighted_mean(per_sample: torch.Tensor, target: torch.Tensor, weight: Optional[torch.Tensor]) -> torch.Tensor:
+    if weight is None:
+        return per_sample.mean()
+    w = weight.to(per_sample.dtype)[target]
+    return (w * per_sample).sum() / w.sum()
+
+
+class FocalLoss(nn.Module):
+    """-w_y (1 - p_y)^gamma log p_y: down-weights examples the model already classifies confidently."""
+
+    def __init__(self, weight: Optional[torch.Tensor] = None, gamma: float = 2.0):
+        super().__init__()
+        self.register_buffer('weight', weight, persistent=False)
+        self.gamma = gamma
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        log_p = F.log_softmax(logits.float(), dim=1).gather(1, target[:, None]).squeeze(1)
+        per_sample = -((1 - log_p.exp()) ** self.gamma) * log_p
+        return _weighted_mean(per_sample, target, self.weight)
+
+
+class LogitAdjustedLoss(nn.Module):
+    """Cross-entropy on logits + tau * log(class prior); predictions use the raw logits."""
+
+    def __init__(self, class_counts: Sequence[int], tau: float = 1.0, weight: Optional[torch.Tensor] = None):
+        super().__init__()
+        counts = torch.as_tensor(class_counts, dtype=torch.float32)
+        self.register_buffer('adjustment', tau * torch.log(counts / counts.sum()), persistent=False)
+        self.register_buffer('weight', weight, persistent=False)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits.float() + self.adjustment, target, weight=self.weight)
+
+
+class LDAMLoss(nn.Module):
+    """LDAM: subtract a margin m_y proportional to n_y^(-1/4) (largest = max_margin) from the true-class logit,
+    scale by s, then cross-entropy. With deferred re-weighting (DRW), class weights (effective number,
+    beta=0.9999) switch on from `drw_epoch`; call `set_epoch` at the start of every epoch."""
+
+    def __init__(
+            self,
+            class_counts: Sequence[int],
+            max_margin: float = 0.5,
+            scale: float = 30.0,
+            drw_epoch: Optional[int] = None,
+            drw_beta: float = 0.9999,
+    ):
+        super().__init__()
+        counts = torch.as_tensor(class_counts, dtype=torch.float64)
+        margins = counts ** -0.25
+        self.register_buffer('margins', (margins * (max_margin / margins.max())).float(), persistent=False)
+        self.register_buffer('drw_weight', weights_from_counts(class_counts, 'effective_number', drw_beta),
+                             persistent=False)
+        self.scale = scale
+        self.drw_epoch = drw_epoch
+        self.weight: Optional[torch.Tensor] = None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.weight = self.drw_weight if self.drw_epoch is not None and epoch >= self.drw_epoch else None
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        margin = F.one_hot(target, logits.shape[1]) * self.margins
+        return F.cross_entropy(self.scale * (logits - margin), target, weight=self.weight)
+
+
+def create_loss(
+        name: str,
+        class_counts: Sequence[int],
+        class_weights: Optional[str] = 'inverse',
+        label_smoothing: float = 0.0,
+        focal_gamma: float = 2.0,
+        la_tau: float = 1.0,
+        ldam_max_margin: float = 0.5,
+        ldam_scale: float = 30.0,
+        drw_epoch: Optional[int] = None,
+) -> nn.Module:
+    """Return the loss `name` for a train split with `class_counts`; class weights are 'inverse',
+    'effective_number' or None (LDAM ignores them: DRW brings its own)."""
+    if name not in LOSSES:
+        raise ValueError(f'Unknown loss {name!r}; choose one of {", ".join(LOSSES)}.')
+    weight = weights_from_counts(class_counts, class_weights) if class_weights else None
+    if label_smoothing and name != 'ce':
+        raise ValueError(f'label_smoothing applies to the ce loss only, not {name!r}; set it to 0.')
+    if name == 'ce':
+        return nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
+    if name == 'focal':
+        return FocalLoss(weight=weight, gamma=focal_gamma)
+    if name == 'logit_adjusted':
+        return LogitAdjustedLoss(class_counts, tau=la_tau, weight=weight)
+    return LDAMLoss(class_counts, max_margin=ldam_max_margin, scale=ldam_scale, drw_epoch=drw_epoch)

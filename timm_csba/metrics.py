@@ -1,0 +1,51 @@
+"""Classification metrics for imbalanced data, thin over scikit-learn, and the confusion-matrix picture."""
+from pathlib import Path
+from typing import Any, Dict, Sequence
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score, balanced_accuracy_score, confusion_matrix, precision_recall_fscore_support,
+)
+
+__all__ = ['METRICS', 'classification_metrics', 'save_confusion_matrix']
+
+# scalar metrics usable for early stopping / best-checkpoint selection (all: higher is better)
+METRICS = ('accuracy', 'balanced_accuracy', 'macro_f1')
+
+
+def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[str]) -> Dict[str, Any]:
+    """Return accuracy, balanced accuracy, macro-F1, per-class precision/recall/F1/support and the confusion
+    matrix (rows: true class, columns: predicted), with every class of `class_names` present."""
+    labels = list(range(len(class_names)))
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0)
+    return {
+        'num_samples': int(len(y_true)),
+        'accuracy': float(accuracy_score(y_true, y_pred)),
+        'balanced_accuracy': float(balanced_accuracy_score(y_true, y_pred)) if len(y_true) else 0.0,
+        'macro_f1': float(np.mean(f1)),
+        'per_class': {
+            name: {'precision': float(p), 'recall': float(r), 'f1': float(f), 'support': int(s)}
+            for name, p, r, f, s in zip(class_names, precision, recall, f1, support)
+        },
+        'confusion_matrix': confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+    }
+
+
+def save_confusion_matrix(metrics: Dict[str, Any], path: str, title: str = '') -> None:
+    """Write the confusion matrix of `classification_metrics` output as an annotated PNG."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    names = list(metrics['per_class'])
+    size = max(4.0, 1.1 * len(names))
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    ConfusionMatrixDisplay(np.asarray(metrics['confusion_matrix']), display_labels=names).plot(
+        ax=ax, cmap='Blues', colorbar=False, xticks_rotation=30)
+    ax.set_title(title or f'accuracy {metrics["accuracy"]:.3f}, macro-F1 {metrics["macro_f1"]:.3f}')
+    fig.tight_layout()
+    fig.savefig(Path(path), dpi=120)
+    plt.close(fig)

@@ -1,0 +1,369 @@
+#!/usr/bin/env python
+"""Train a timm model (any csba_* or any other) on a timm_csba dataset with Accelerate.
+
+    accelerate launch train.py --config configs/elpv.yaml [--flag value ...]
+    accelerate launch train.py --resume runs/elpv            # continue a killed run
+    ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --num_processes 2 train.py --config configs/smoke.yaml
+
+Flags override the YAML config; the resolved config is saved as RUN/args.yaml. Precision (--mixed_precision)
+and the number of processes come from `accelerate launch`, not from this script. The run directory holds
+args.yaml, metrics.jsonl, checkpoints/ (accelerate states: the last --keep-last plus the best), best/ (timm Hub
+format), test_metrics.json and confusion_matrix.png.
+"""
+import argparse
+import difflib
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import timm
+import torch
+import yaml
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from timm.data import resolve_data_config
+from timm.models import get_pretrained_cfg_value
+from timm.optim import create_optimizer_v2
+from timm.scheduler import create_scheduler_v2
+from tqdm.auto import tqdm
+
+import timm_csba  # noqa: F401  (registers csba_* in timm)
+from timm_csba.data import DATASETS, DatasetError, attach_transform, build_dataset, build_transforms, class_counts
+from timm_csba.files import atomic_path, write_json, write_text, write_yaml
+from timm_csba.hub import save_pretrained
+from timm_csba.losses import LOSSES, create_loss
+from timm_csba.metrics import METRICS, classification_metrics, save_confusion_matrix
+
+# ------------------------------------------------------------------------------------------------ config
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument('--config', help='YAML preset (default: configs/elpv.yaml, or the resumed run\'s args.yaml)')
+parser.add_argument('--output-dir', help='run directory (default: runs/<config name>)')
+parser.add_argument('--overwrite', action='store_true', help='replace an existing run in --output-dir')
+parser.add_argument('--resume', help='run directory or checkpoint folder to continue from')
+g = parser.add_argument_group('data')
+g.add_argument('--dataset', default='elpv', help=f'one of {", ".join(DATASETS)}')
+g.add_argument('--data-dir', help='local dataset folder (pv_faults, imagefolder, cifar10_lt copies)')
+g.add_argument('--hub-id', help='Hugging Face Hub dataset id')
+g.add_argument('--dataset-options', type=yaml.safe_load, default={}, help='builder options as YAML, e.g. "{labels: binary}"')
+g.add_argument('--split-seed', type=int, default=0, help='seed of the stratified train/validation/test split')
+g.add_argument('--val-fraction', type=float, default=0.1, help='validation share of each class')
+g.add_argument('--test-fraction', type=float, default=0.2, help='test share of each class (if not shipped)')
+g.add_argument('--limit-train', type=int, help='use only this many (shuffled) train images, for smoke tests')
+g.add_argument('--limit-eval', type=int, help='use only this many validation and test images, for smoke tests')
+g.add_argument('--img-size', type=int, help='square training size (default: the model\'s pretrained cfg)')
+g.add_argument('--mean', type=float, nargs='+', help='normalisation mean (default: the model\'s cfg)')
+g.add_argument('--std', type=float, nargs='+', help='normalisation std (default: the model\'s cfg)')
+g.add_argument('--augment', type=yaml.safe_load, default={}, help='timm create_transform train options as YAML')
+g.add_argument('--num-workers', type=int, default=1, help='DataLoader workers per process')
+g = parser.add_argument_group('model')
+g.add_argument('--model', default='csba_squeeze', help='timm model name (csba_* or any timm model, local-dir:...)')
+g.add_argument('--pretrained', action='store_true', help='start from the model\'s pretrained weights')
+g.add_argument('--reset-classifier', action='store_true', help='allow pretrained weights with another class count')
+g.add_argument('--in-chans', type=int, default=3, help='input channels (1 for grayscale)')
+g.add_argument('--drop-rate', type=float, help='classifier dropout (default: the model\'s)')
+g.add_argument('--channels-last', action='store_true', help='channels_last memory format (faster on CPU)')
+g = parser.add_argument_group('optimisation')
+g.add_argument('--epochs', type=int, default=30, help='maximum epochs')
+g.add_argument('--batch-size', type=int, default=32, help='batch size per process')
+g.add_argument('--grad-accum-steps', type=int, default=1, help='batches per optimizer step')
+g.add_argument('--opt', default='adam', help='timm optimizer: adam, adamw, sgd, ...')
+g.add_argument('--lr', type=float, default=1e-3, help='peak learning rate')
+g.add_argument('--weight-decay', type=float, default=0.0, help='weight decay (not on norms and biases)')
+g.add_argument('--momentum', type=float, default=0.9, help='SGD momentum')
+g.add_argument('--sched', default='cosine', help='timm scheduler: cosine or step')
+g.add_argument('--decay-epochs', type=float, default=30, help='step scheduler: epochs between decays')
+g.add_argument('--decay-rate', type=float, default=0.1, help='step scheduler: decay factor')
+g.add_argument('--warmup-epochs', type=float, default=0, help='linear warm-up epochs')
+g.add_argument('--min-lr', type=float, default=0.0, help='cosine floor learning rate')
+g.add_argument('--clip-grad', type=float, help='clip the gradient norm to this value')
+g.add_argument('--seed', type=int, default=42, help='training seed (init, data order, augmentation)')
+g = parser.add_argument_group('loss')
+g.add_argument('--loss', default='ce', help=f'one of {", ".join(LOSSES)}')
+g.add_argument('--class-weights', default='inverse', help='inverse, effective_number or none')
+g.add_argument('--label-smoothing', type=float, default=0.0, help='label smoothing (ce)')
+g.add_argument('--focal-gamma', type=float, default=2.0, help='focal loss gamma')
+g.add_argument('--la-tau', type=float, default=1.0, help='logit adjustment tau (1 = balanced softmax)')
+g.add_argument('--ldam-max-margin', type=float, default=0.5, help='LDAM largest margin')
+g.add_argument('--ldam-scale', type=float, default=30.0, help='LDAM logit scale')
+g.add_argument('--drw-epoch', type=int, help='LDAM: epoch from which deferred re-weighting starts')
+g = parser.add_argument_group('selection and logging')
+g.add_argument('--monitor', default='macro_f1', help=f'validation metric for best checkpoint / early stop: {", ".join(METRICS)}')
+g.add_argument('--patience', type=int, default=10, help='epochs without improvement before stopping (0: never)')
+g.add_argument('--min-delta', type=float, default=0.0, help='smallest improvement that counts')
+g.add_argument('--keep-last', type=int, default=2, help='epoch checkpoints kept besides the best')
+g.add_argument('--report-to', default='none', help='trackers: tensorboard, wandb, all or none')
+
+
+def resolve_config(argv):
+    """Defaults < YAML config < command line. Unknown YAML keys are an error, not silently ignored."""
+    known, _ = parser.parse_known_args(argv)
+    config_path = known.config
+    if config_path is None and known.resume:
+        config_path = str(run_dir_of(Path(known.resume)) / 'args.yaml')
+    config_path = config_path or 'configs/elpv.yaml'
+    with open(config_path) as f:
+        preset = yaml.safe_load(f) or {}
+    valid = {a.dest for a in parser._actions} - {'help', 'resume', 'overwrite'}
+    unknown = sorted(set(preset) - valid)
+    if unknown:
+        sys.exit(f'error: {config_path} has unknown key(s) {", ".join(unknown)}; valid keys: {", ".join(sorted(valid))}')
+    parser.set_defaults(**preset)
+    args = parser.parse_args(argv)
+    args.config = config_path
+    if args.output_dir is None:
+        args.output_dir = str(run_dir_of(Path(args.resume))) if args.resume else f'runs/{Path(config_path).stem}'
+    return args
+
+
+def run_dir_of(path: Path) -> Path:
+    return path.parent.parent if path.parent.name == 'checkpoints' else path
+
+
+def latest_checkpoint(path: Path) -> Path:
+    if (path / 'checkpoints').is_dir():
+        epochs = sorted((path / 'checkpoints').glob('epoch_*'))
+        if not epochs:
+            sys.exit(f'error: {path} has no checkpoints to resume from')
+        return epochs[-1]
+    if not (path / 'model.safetensors').exists() and not list(path.glob('pytorch_model*')):
+        sys.exit(f'error: {path} is neither a run directory nor a checkpoint folder')
+    return path
+
+
+args = resolve_config(sys.argv[1:])
+out_dir = Path(args.output_dir)
+IDENTITY_KEYS = ('model', 'dataset', 'data_dir', 'hub_id', 'dataset_options', 'split_seed', 'in_chans')
+
+# ------------------------------------------------------------------------------------------------ accelerator
+accelerator = Accelerator(
+    gradient_accumulation_steps=args.grad_accum_steps,
+    log_with=None if args.report_to == 'none' else args.report_to,
+    project_config=ProjectConfiguration(project_dir=str(out_dir), logging_dir=str(out_dir / 'logs')),
+    # a sampler reseeded from (seed, epoch) makes the data order of a resumed epoch that of the original run
+    dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+)
+if int(os.environ.get('WORLD_SIZE', '1')) > 1 and accelerator.num_processes == 1:
+    sys.exit('error: the launcher started several processes but accelerate sees one (each would train alone and '
+             'write the same run). On CPU use: ACCELERATE_USE_CPU=true accelerate launch --multi_gpu '
+             '--num_processes N train.py ...')
+
+if accelerator.is_main_process:
+    if args.resume is None and (out_dir / 'args.yaml').exists():
+        if not args.overwrite:
+            sys.exit(f'error: {out_dir} holds another run; pass --resume {out_dir} to continue it, --overwrite to '
+                     f'replace it, or another --output-dir')
+        shutil.rmtree(out_dir)
+    if args.resume is not None:
+        saved = yaml.safe_load((run_dir_of(Path(args.resume)) / 'args.yaml').read_text())
+        changed = [k for k in IDENTITY_KEYS if saved.get(k) != getattr(args, k)]
+        if changed:
+            sys.exit('error: --resume of a run with a different ' + ', '.join(
+                f'{k} ({saved.get(k)!r} there, {getattr(args, k)!r} here)' for k in changed))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_yaml(out_dir / 'args.yaml', {k: v for k, v in vars(args).items() if k not in ('resume', 'overwrite')})
+accelerator.wait_for_everyone()
+set_seed(args.seed)
+
+# ------------------------------------------------------------------------------------------------ data
+try:
+    dataset = build_dataset(args.dataset, data_dir=args.data_dir, hub_id=args.hub_id, seed=args.split_seed,
+                            val_fraction=args.val_fraction, test_fraction=args.test_fraction, **args.dataset_options)
+except DatasetError as e:
+    sys.exit(f'error: {e}')
+if args.limit_train:
+    dataset['train'] = dataset['train'].shuffle(seed=args.split_seed).select(range(args.limit_train))
+if args.limit_eval:
+    for split in ('validation', 'test'):
+        dataset[split] = dataset[split].shuffle(seed=args.split_seed).select(range(args.limit_eval))
+label_names = dataset['train'].features['label'].names
+counts = list(class_counts(dataset['train']).values())
+
+# ------------------------------------------------------------------------------------------------ model
+if ':' not in args.model and not timm.is_model(args.model):
+    close = difflib.get_close_matches(args.model, timm.list_models(), n=3)
+    sys.exit(f'error: unknown model {args.model!r}' + (f'; did you mean {", ".join(close)}?' if close else
+                                                      '; see timm.list_models()'))
+model_kwargs = dict(num_classes=len(label_names), in_chans=args.in_chans)
+if args.drop_rate is not None:
+    model_kwargs['drop_rate'] = args.drop_rate
+if args.pretrained:
+    pretrained_classes = get_pretrained_cfg_value(args.model, 'num_classes')
+    if pretrained_classes != len(label_names) and not args.reset_classifier:
+        sys.exit(f'error: the pretrained weights of {args.model} have {pretrained_classes} classes, the dataset has '
+                 f'{len(label_names)}. Pass --reset-classifier to load everything but the classifier, which '
+                 f'timm then re-creates for {len(label_names)} classes (model.reset_classifier).')
+try:
+    model = timm.create_model(args.model, pretrained=args.pretrained, **model_kwargs)
+except (RuntimeError, ValueError) as e:
+    sys.exit(f'error: {e}')
+data_config = resolve_data_config(model=model)
+data_config['input_size'] = (args.in_chans, *([args.img_size] * 2 if args.img_size else data_config['input_size'][1:]))
+data_config['mean'] = tuple(args.mean or data_config['mean'][:args.in_chans])
+data_config['std'] = tuple(args.std or data_config['std'][:args.in_chans])
+train_tf = build_transforms(data_config, is_training=True, **args.augment)
+eval_tf = build_transforms(data_config, is_training=False)
+if args.channels_last:
+    model = model.to(memory_format=torch.channels_last)
+
+
+def loader(split, transform, shuffle):
+    return torch.utils.data.DataLoader(
+        attach_transform(dataset[split], transform), batch_size=args.batch_size, shuffle=shuffle,
+        num_workers=args.num_workers, drop_last=False, persistent_workers=args.num_workers > 0)
+
+
+train_loader = loader('train', train_tf, shuffle=True)
+val_loader = loader('validation', eval_tf, shuffle=False)
+test_loader = loader('test', eval_tf, shuffle=False)
+
+# ------------------------------------------------------------------------------------------------ loss, optimizer
+criterion = create_loss(
+    args.loss, counts, class_weights=None if args.class_weights == 'none' else args.class_weights,
+    label_smoothing=args.label_smoothing, focal_gamma=args.focal_gamma, la_tau=args.la_tau,
+    ldam_max_margin=args.ldam_max_margin, ldam_scale=args.ldam_scale, drw_epoch=args.drw_epoch)
+if args.monitor not in METRICS:
+    sys.exit(f'error: --monitor {args.monitor!r} is not one of {", ".join(METRICS)}')
+optimizer = create_optimizer_v2(model, opt=args.opt, lr=args.lr, weight_decay=args.weight_decay,
+                                momentum=args.momentum)
+model, optimizer, train_loader, val_loader, test_loader = accelerator.prepare(
+    model, optimizer, train_loader, val_loader, test_loader)
+criterion = criterion.to(accelerator.device)
+# The scheduler is stepped by hand once per optimizer update and sized from the per-process loader, so its
+# schedule is the same for any number of processes (accelerate's prepared scheduler would step N times).
+updates_per_epoch = math.ceil(len(train_loader) / args.grad_accum_steps)
+scheduler, _ = create_scheduler_v2(
+    optimizer, sched=args.sched, num_epochs=args.epochs, decay_epochs=args.decay_epochs,
+    decay_rate=args.decay_rate, warmup_epochs=args.warmup_epochs, min_lr=args.min_lr,
+    step_on_epochs=False, updates_per_epoch=updates_per_epoch)
+
+
+class TrainState:
+    """What besides weights, optimizer and RNGs a resume must restore: progress and early stopping."""
+
+    def __init__(self):
+        self.epoch, self.updates, self.best, self.best_epoch, self.bad_epochs, self.history = 0, 0, -1.0, -1, 0, []
+
+    def state_dict(self):
+        return dict(vars(self))
+
+    def load_state_dict(self, state):
+        vars(self).update(state)
+
+
+state = TrainState()
+accelerator.register_for_checkpointing(scheduler, state)
+if args.resume:
+    checkpoint = latest_checkpoint(Path(args.resume))
+    accelerator.load_state(str(checkpoint))
+    accelerator.print(f'resumed from {checkpoint} after epoch {state.epoch}')
+accelerator.init_trackers(out_dir.name, config={k: str(v) if isinstance(v, (dict, list)) else v
+                                                 for k, v in vars(args).items()})
+
+
+def evaluate(data_loader):
+    """Return (metrics, mean loss) over a split; gather_for_metrics drops the padding of the last batch."""
+    model.eval()
+    logits, labels = [], []
+    with torch.no_grad():
+        for batch in data_loader:
+            out = model(batch['pixel_values'])
+            out, target = accelerator.gather_for_metrics((out, batch['label']))
+            logits.append(out.float())
+            labels.append(target)
+    logits, labels = torch.cat(logits), torch.cat(labels)
+    loss = criterion(logits, labels).item()  # the training loss, so that val - train is a generalisation gap
+    metrics = classification_metrics(labels.cpu(), logits.argmax(1).cpu(), label_names)
+    return metrics, loss
+
+
+def save_checkpoint(epoch):
+    """accelerate save_state into a temp folder, renamed when complete; prune all but the last N and the best."""
+    ckpt_dir = out_dir / 'checkpoints'
+    tmp = ckpt_dir / f'.tmp_epoch_{epoch:04d}'
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        os.replace(tmp, ckpt_dir / f'epoch_{epoch:04d}')
+        keep = {f'epoch_{e:04d}' for e in (state.best_epoch, *range(epoch - args.keep_last + 1, epoch + 1))}
+        for old in ckpt_dir.glob('epoch_*'):
+            if old.name not in keep:
+                shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+
+
+# ------------------------------------------------------------------------------------------------ train
+for epoch in range(state.epoch + 1, args.epochs + 1):
+    train_loader.set_epoch(epoch)
+    if hasattr(criterion, 'set_epoch'):
+        criterion.set_epoch(epoch)
+    model.train()
+    loss_sum, seen, start = torch.zeros((), device=accelerator.device), 0, time.time()
+    progress = tqdm(train_loader, desc=f'epoch {epoch}/{args.epochs}', disable=not accelerator.is_local_main_process)
+    for step, batch in enumerate(progress):
+        with accelerator.accumulate(model):
+            x = batch['pixel_values']
+            if args.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            loss = criterion(model(x), batch['label'])
+            if not torch.isfinite(accelerator.gather(loss.detach())).all():
+                last_good = sorted((out_dir / 'checkpoints').glob('epoch_*'))
+                sys.exit(f'error: the loss is {loss.item()} at epoch {epoch}, step {step}; training stopped. Last good '
+                         f'checkpoint: {last_good[-1] if last_good else "none yet"}. Lower --lr, set --clip-grad or '
+                         f'check the inputs, then --resume (or start again).')
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and args.clip_grad:
+                accelerator.clip_grad_norm_(model.parameters(), args.clip_grad)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if accelerator.sync_gradients:
+                state.updates += 1
+                scheduler.step_update(num_updates=state.updates)
+        loss_sum += loss.detach() * len(batch['label'])
+        seen += len(batch['label'])
+        progress.set_postfix(loss=f'{loss.item():.4f}')
+    train_loss = (accelerator.reduce(loss_sum, 'sum') / accelerator.reduce(
+        torch.tensor(seen, device=accelerator.device, dtype=torch.float), 'sum')).item()
+    train_time = time.time() - start
+    val, val_loss = evaluate(val_loader)
+
+    state.epoch = epoch
+    improved = val[args.monitor] > state.best + args.min_delta
+    if improved:
+        state.best, state.best_epoch, state.bad_epochs = val[args.monitor], epoch, 0
+    else:
+        state.bad_epochs += 1
+    record = {'epoch': epoch, 'lr': optimizer.param_groups[0]['lr'], 'train_loss': train_loss, 'val_loss': val_loss,
+              'generalization_gap': val_loss - train_loss, 'train_img_per_s': seen * accelerator.num_processes / train_time,
+              'epoch_time_s': time.time() - start, **{f'val_{k}': val[k] for k in METRICS},
+              **{f'val_f1_{n}': v['f1'] for n, v in val['per_class'].items()}}
+    state.history.append(record)
+    accelerator.log({k: v for k, v in record.items() if k != 'epoch'}, step=epoch)
+    accelerator.print(f'epoch {epoch}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, '
+                      f'val {args.monitor} {val[args.monitor]:.4f} (best {state.best:.4f} @ {state.best_epoch})')
+    if improved and accelerator.is_main_process:
+        save_pretrained(accelerator.unwrap_model(model), out_dir / 'best', label_names, data_config)
+    save_checkpoint(epoch)
+    if accelerator.is_main_process:
+        write_text(out_dir / 'metrics.jsonl', ''.join(json.dumps(r) + '\n' for r in state.history))
+    if args.patience and state.bad_epochs >= args.patience:
+        accelerator.print(f'early stop: no {args.monitor} improvement for {args.patience} epochs')
+        break
+
+# ------------------------------------------------------------------------------------------------ test
+accelerator.wait_for_everyone()
+best = timm.create_model(f'local-dir:{out_dir / "best"}', pretrained=True)
+accelerator.unwrap_model(model).load_state_dict(best.state_dict())
+test, test_loss = evaluate(test_loader)
+test.update(split='test', loss=test_loss, best_epoch=state.best_epoch, model=args.model, dataset=args.dataset,
+            seed=args.seed, **{f'val_{args.monitor}': state.best})
+if accelerator.is_main_process:
+    write_json(out_dir / 'test_metrics.json', test)
+    with atomic_path(out_dir / 'confusion_matrix.png') as png:
+        save_confusion_matrix(test, str(png), title=f'{args.model} on {args.dataset} test: accuracy '
+                              f'{test["accuracy"]:.3f}, macro-F1 {test["macro_f1"]:.3f}')
+accelerator.print(json.dumps({k: test[k] for k in ('accuracy', 'balanced_accuracy', 'macro_f1')}))
+accelerator.end_training()
