@@ -74,9 +74,10 @@ g.add_argument('--opt', default='adam', help='timm optimizer: adam, adamw, sgd, 
 g.add_argument('--lr', type=float, default=1e-3, help='peak learning rate')
 g.add_argument('--weight-decay', type=float, default=0.0, help='weight decay (not on norms and biases)')
 g.add_argument('--momentum', type=float, default=0.9, help='SGD momentum')
-g.add_argument('--sched', default='cosine', help='timm scheduler: cosine or step')
+g.add_argument('--sched', default='cosine', help='timm scheduler: cosine, step or multistep')
 g.add_argument('--decay-epochs', type=float, default=30, help='step scheduler: epochs between decays')
-g.add_argument('--decay-rate', type=float, default=0.1, help='step scheduler: decay factor')
+g.add_argument('--decay-milestones', type=int, nargs='+', default=[90, 180], help='multistep: decay epochs')
+g.add_argument('--decay-rate', type=float, default=0.1, help='step / multistep: decay factor')
 g.add_argument('--warmup-epochs', type=float, default=0, help='linear warm-up epochs')
 g.add_argument('--min-lr', type=float, default=0.0, help='cosine floor learning rate')
 g.add_argument('--clip-grad', type=float, help='clip the gradient norm to this value')
@@ -237,6 +238,7 @@ criterion = criterion.to(accelerator.device)
 updates_per_epoch = math.ceil(len(train_loader) / args.grad_accum_steps)
 scheduler, _ = create_scheduler_v2(
     optimizer, sched=args.sched, num_epochs=args.epochs, decay_epochs=args.decay_epochs,
+    decay_milestones=args.decay_milestones,
     decay_rate=args.decay_rate, warmup_epochs=args.warmup_epochs, min_lr=args.min_lr,
     step_on_epochs=False, updates_per_epoch=updates_per_epoch)
 
