@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
 import torch
-from timm.models import save_for_hf
+from safetensors.torch import save_file
+from timm.models._hub import save_config_for_hf
 
 from .files import replace_dir
 
@@ -30,12 +31,13 @@ def save_pretrained(
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f'.{directory.name}.', dir=directory.parent))
-    save_for_hf(
+    # contiguous copies: a channels_last model's conv weights are strided, which safetensors refuses
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / 'model.safetensors'))
+    save_config_for_hf(
         model,
-        str(tmp),
+        str(tmp / 'config.json'),
         model_config=dict(label_names=list(label_names)),
         model_args=model_args,
-        safe_serialization=True,
         data_config=data_config,
     )
     replace_dir(tmp, directory)
