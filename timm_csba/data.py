@@ -231,40 +231,31 @@ def _build_folder_or_hub(
                          test_fraction)
 
 
-def _build_hub(
-        *,
-        hub_id: Optional[str],
-        data_dir: Optional[str],
-        seed: int,
-        val_fraction: float,
-        test_fraction: float,
-        image_column: str = 'image',
-        label_column: str = 'label',
-) -> DatasetDict:
-    """Any Hub dataset id, given its image and label columns."""
-    if hub_id is None or data_dir is not None:
-        raise DatasetError("The 'hub' dataset takes hub_id='owner/name' only (for a local folder use 'imagefolder').")
-    return _build_folder_or_hub(data_dir=None, hub_id=hub_id, seed=seed, val_fraction=val_fraction,
-                                test_fraction=test_fraction, image_column=image_column, label_column=label_column,
-                                source=hub_id)
+def _generic_builder(name: str) -> Callable[..., DatasetDict]:
+    """Builder for 'hub' (takes hub_id only) or 'imagefolder' (takes data_dir only), given image/label columns."""
+    uses_hub = name == 'hub'
 
+    def build(
+            *,
+            hub_id: Optional[str],
+            data_dir: Optional[str],
+            seed: int,
+            val_fraction: float,
+            test_fraction: float,
+            image_column: str = 'image',
+            label_column: str = 'label',
+    ) -> DatasetDict:
+        source, other = (hub_id, data_dir) if uses_hub else (data_dir, hub_id)
+        if source is None or other is not None:
+            raise DatasetError(
+                "The 'hub' dataset takes hub_id='owner/name' only (for a local folder use 'imagefolder')." if uses_hub
+                else "The 'imagefolder' dataset takes data_dir=<folder> only (for a Hub dataset use 'hub').")
+        return _build_folder_or_hub(
+            data_dir=None if uses_hub else data_dir, hub_id=hub_id if uses_hub else None, seed=seed,
+            val_fraction=val_fraction, test_fraction=test_fraction, image_column=image_column,
+            label_column=label_column, source=str(source))
 
-def _build_imagefolder(
-        *,
-        hub_id: Optional[str],
-        data_dir: Optional[str],
-        seed: int,
-        val_fraction: float,
-        test_fraction: float,
-        image_column: str = 'image',
-        label_column: str = 'label',
-) -> DatasetDict:
-    """Any local folder: imagefolder layout, parquet files or a save_to_disk copy."""
-    if data_dir is None or hub_id is not None:
-        raise DatasetError("The 'imagefolder' dataset takes data_dir=<folder> only (for a Hub dataset use 'hub').")
-    return _build_folder_or_hub(data_dir=data_dir, hub_id=None, seed=seed, val_fraction=val_fraction,
-                                test_fraction=test_fraction, image_column=image_column, label_column=label_column,
-                                source=str(data_dir))
+    return build
 
 
 def _build_pv_faults(
@@ -384,8 +375,8 @@ _BUILDERS: Dict[str, Callable[..., DatasetDict]] = {
     'elpv': _build_elpv,
     'pv_faults': _build_pv_faults,
     'cifar10_lt': _build_cifar10_lt,
-    'hub': _build_hub,
-    'imagefolder': _build_imagefolder,
+    'hub': _generic_builder('hub'),
+    'imagefolder': _generic_builder('imagefolder'),
 }
 DATASETS = tuple(_BUILDERS)
 
