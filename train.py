@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 import timm_csba  # noqa: F401  (registers csba_* in timm)
 from timm_csba.data import DATASETS, DatasetError, attach_transform, build_dataset, build_transforms, class_counts
+from timm_csba.diagnostics import analyze
 from timm_csba.files import atomic_path, write_json, write_text, write_yaml
 from timm_csba.hub import save_pretrained
 from timm_csba.losses import LOSSES, create_loss
@@ -97,6 +98,8 @@ g.add_argument('--patience', type=int, default=10, help='epochs without improvem
 g.add_argument('--min-delta', type=float, default=0.0, help='smallest improvement that counts')
 g.add_argument('--keep-last', type=int, default=2, help='epoch checkpoints kept besides the best')
 g.add_argument('--report-to', default='none', help='trackers: tensorboard, wandb, all or none')
+g.add_argument('--diagnose-every', type=int, default=0, help='gradient-conflict summaries every N epochs (0: never)')
+g.add_argument('--diagnose-batches', type=int, default=8, help='single-class train batches per process for them')
 
 
 def resolve_config(argv):
@@ -342,6 +345,13 @@ for epoch in range(state.epoch + 1, args.epochs + 1):
               'generalization_gap': val_loss - train_loss, 'train_img_per_s': seen * accelerator.num_processes / train_time,
               'epoch_time_s': time.time() - start, **{f'val_{k}': val[k] for k in METRICS},
               **{f'val_f1_{n}': v['f1'] for n, v in val['per_class'].items()}}
+    if args.diagnose_every and epoch % args.diagnose_every == 0:
+        # conflict over training: the backbone GCM on a few single-class train batches (eval transforms)
+        diag = analyze(accelerator.unwrap_model(model), attach_transform(dataset['train'], eval_tf),
+                       dataset['train']['label'], label_names, criterion, batch_size=args.batch_size,
+                       max_batches=args.diagnose_batches, accelerator=accelerator)['parameter_sets']['backbone']
+        record.update({f'gcm_{kind}_{stat}': diag['summary'][kind][stat] for kind in ('cosine', 'magnitude')
+                       for stat in ('mean_off_diagonal', 'mean_most_negative_pairs')})
     state.history.append(record)
     accelerator.log({k: v for k, v in record.items() if k != 'epoch'}, step=epoch)
     accelerator.print(f'epoch {epoch}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, '

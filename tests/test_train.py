@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SMOKE = str(ROOT / 'configs' / 'smoke.yaml')
 
 
-def _train(*args, env=None, check=True):
-    result = subprocess.run([sys.executable, str(ROOT / 'train.py'), '--config', SMOKE, *args],
+def _train(*args, env=None, check=True, config=SMOKE):
+    result = subprocess.run([sys.executable, str(ROOT / 'train.py'), *(['--config', config] if config else []), *args],
                             capture_output=True, text=True, cwd=ROOT, env=env)
     if check and result.returncode != 0:
         raise AssertionError(result.stderr[-3000:])
@@ -36,7 +36,7 @@ def _final_weights(run):
 @pytest.fixture(scope='module')
 def smoke_run(tmp_path_factory):
     run = tmp_path_factory.mktemp('runs') / 'smoke'
-    _train('--output-dir', str(run), '--epochs', '4')
+    _train('--output-dir', str(run), '--epochs', '4', '--diagnose-every', '2', '--diagnose-batches', '4')
     return run
 
 
@@ -48,6 +48,8 @@ def test_run_directory_layout(smoke_run):
     history = [json.loads(line) for line in (smoke_run / 'metrics.jsonl').read_text().splitlines()]
     assert [r['epoch'] for r in history] == [1, 2, 3, 4]
     assert {'train_loss', 'val_loss', 'val_macro_f1', 'val_f1_likely_defective', 'lr'} <= set(history[0])
+    assert 'gcm_cosine_mean_off_diagonal' not in history[0]
+    assert -1 <= history[1]['gcm_cosine_mean_off_diagonal'] <= 1 and 'gcm_magnitude_mean_most_negative_pairs' in history[3]
     test = json.loads((smoke_run / 'test_metrics.json').read_text())
     assert list(test['per_class']) == ['functional', 'possibly_defective', 'likely_defective', 'defective']
     assert test['num_samples'] == 40 and test['best_epoch'] == max(history, key=lambda r: r['val_macro_f1'])['epoch']
@@ -67,7 +69,8 @@ def test_best_folder_loads_with_timm_local_dir(smoke_run):
 
 def test_resume_after_kill_is_bit_exact(smoke_run, tmp_path):
     run = tmp_path / 'killed'
-    cmd = [sys.executable, str(ROOT / 'train.py'), '--config', SMOKE, '--output-dir', str(run), '--epochs', '4']
+    cmd = [sys.executable, str(ROOT / 'train.py'), '--config', SMOKE, '--output-dir', str(run), '--epochs', '4',
+           '--diagnose-every', '2', '--diagnose-batches', '4']
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while not (run / 'checkpoints' / 'epoch_0002').exists():
@@ -77,7 +80,7 @@ def test_resume_after_kill_is_bit_exact(smoke_run, tmp_path):
     proc.wait()
     assert not (run / 'test_metrics.json').exists(), 'the run was not interrupted'
 
-    _train('--resume', str(run), '--epochs', '4')
+    _train('--resume', str(run), config=None)  # the run's own args.yaml
     resumed, uninterrupted = _final_weights(run), _final_weights(smoke_run)
     assert resumed.keys() == uninterrupted.keys()
     assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed)

@@ -1,0 +1,193 @@
+"""`python -m timm_csba.diagnose`: gradient-conflict diagnostics of a trained model on a dataset split.
+
+    python -m timm_csba.diagnose --model-dir runs/elpv/best --dataset elpv --split train --out diag/
+    python -m timm_csba.diagnose --model-dir runs/elpv/best --compare init --out diag/          # vs. initialisation
+    python -m timm_csba.diagnose --model-dir runs/elpv/best --compare runs/elpv_sum/best --out diag/
+    ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --num_processes 2 -m timm_csba.diagnose ...
+
+Works for any timm model exported in timm's Hub format (model.safetensors + config.json); branch analysis only
+where a csba_* multi-branch head exists. When the model folder is a train.py run's `best/`, the run's loss and
+class weights (args.yaml), test metrics (per-class F1 correlation) and metrics.jsonl (generalisation gap) are
+used too. Writes diagnostics.json and PNG heatmaps to --out.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import timm
+import torch
+import yaml
+
+from .data import DatasetError, attach_transform, build_dataset, build_transforms, class_counts
+from .diagnostics import (
+    analyze, file_sha256, plot_comparison, plot_matrix, spearman, to_jsonable,
+)
+from .files import atomic_path, write_json
+from .losses import create_loss
+
+
+class DiagnoseError(ValueError):
+    """Bad input to the diagnostics CLI; the message names the fix."""
+
+
+def load_model_dir(path: str, init_seed: Optional[int] = None) -> torch.nn.Module:
+    """Load a timm Hub-format folder; with `init_seed`, the same architecture freshly initialised instead."""
+    folder = Path(path)
+    if not (folder / 'config.json').exists() or not (folder / 'model.safetensors').exists():
+        raise DiagnoseError(f'{folder} is not a timm/Hub model folder (needs config.json and model.safetensors), '
+                            f'e.g. a train.py run\'s best/ or a folder made by timm_csba.hub.')
+    if init_seed is None:
+        return timm.create_model(f'local-dir:{folder}', pretrained=True)
+    torch.manual_seed(init_seed)
+    return timm.create_model(f'local-dir:{folder}', pretrained=False)
+
+
+def _run_dir(model_dir: Path) -> Optional[Path]:
+    run = model_dir.parent
+    return run if (run / 'args.yaml').exists() else None
+
+
+def _criterion(run: Optional[Path], counts):
+    """The run's loss with its class weights, or class-weighted cross-entropy when no run is known."""
+    if run is None:
+        return create_loss('ce', counts)
+    args = yaml.safe_load((run / 'args.yaml').read_text())
+    weights = args.get('class_weights', 'inverse')
+    criterion = create_loss(
+        args.get('loss', 'ce'), counts, class_weights=None if weights == 'none' else weights,
+        label_smoothing=args.get('label_smoothing', 0.0), focal_gamma=args.get('focal_gamma', 2.0),
+        la_tau=args.get('la_tau', 1.0), ldam_max_margin=args.get('ldam_max_margin', 0.5),
+        ldam_scale=args.get('ldam_scale', 30.0), drw_epoch=args.get('drw_epoch'))
+    if hasattr(criterion, 'set_epoch'):
+        criterion.set_epoch(args.get('epochs', 0))
+    return criterion
+
+
+def _run_losses(run: Optional[Path]) -> Optional[Dict[str, float]]:
+    """Train/val loss and their gap at the best epoch of a run (paper Eq. 54), from metrics.jsonl."""
+    if run is None or not (run / 'metrics.jsonl').exists():
+        return None
+    history = [json.loads(line) for line in (run / 'metrics.jsonl').read_text().splitlines()]
+    best = json.loads((run / 'test_metrics.json').read_text())['best_epoch'] if (run / 'test_metrics.json').exists() \
+        else history[-1]['epoch']
+    record = next(r for r in history if r['epoch'] == best)
+    return {'epoch': best, 'train_loss': record['train_loss'], 'val_loss': record['val_loss'],
+            'generalization_gap': record['val_loss'] - record['train_loss']}
+
+
+def diagnose_one(model: torch.nn.Module, args, dataset, accelerator) -> Dict[str, Any]:
+    split = dataset[args.split]
+    names = split.features['label'].names
+    transform = build_transforms(model, is_training=False)
+    run = _run_dir(Path(args.model_dir))
+    criterion = _criterion(run, list(class_counts(dataset['train']).values()))
+    model = model.to(accelerator.device)
+    criterion = criterion.to(accelerator.device)
+    return analyze(model, attach_transform(split, transform), split['label'], names, criterion,
+                   params=args.params, batch_size=args.batch_size, num_workers=args.num_workers,
+                   max_batches=args.max_batches, top_k=args.top_k, accelerator=accelerator)
+
+
+def _check_classes(model: torch.nn.Module, names) -> None:
+    if model.num_classes != len(names):
+        raise DiagnoseError(f'the model has {model.num_classes} classes but the dataset has {len(names)} '
+                            f'({", ".join(names)}); diagnose it on the dataset it was trained on.')
+    model_names = model.pretrained_cfg.get('label_names')
+    if model_names and list(model_names) != list(names):
+        raise DiagnoseError(f'the model\'s classes {list(model_names)} differ from the dataset\'s {list(names)}.')
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog='python -m timm_csba.diagnose', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--model-dir', required=True, help='timm Hub-format folder (e.g. RUN/best)')
+    parser.add_argument('--dataset', default='elpv', help='timm_csba dataset name')
+    parser.add_argument('--data-dir', help='local dataset folder')
+    parser.add_argument('--hub-id', help='Hub dataset id')
+    parser.add_argument('--dataset-options', type=yaml.safe_load, default={}, help='builder options as YAML')
+    parser.add_argument('--split-seed', type=int, default=0, help='seed of the dataset split (as in training)')
+    parser.add_argument('--split', default='train', choices=['train', 'validation', 'test'], help='split to use')
+    parser.add_argument('--params', default='backbone', help='all, backbone, layerwise or a regex on parameter names')
+    parser.add_argument('--batch-size', type=int, default=32, help='samples per (single-class) batch')
+    parser.add_argument('--max-batches', type=int, help='stop after this many batches (default: whole split)')
+    parser.add_argument('--num-workers', type=int, default=1, help='DataLoader workers')
+    parser.add_argument('--top-k', type=int, default=6, help='most negative majority-minority pairs to average')
+    parser.add_argument('--compare', help='another model folder, or "init" for this model at initialisation')
+    parser.add_argument('--init-seed', type=int, default=0, help='seed of the initialisation for --compare init')
+    parser.add_argument('--out', required=True, help='output folder for diagnostics.json and PNGs')
+    args = parser.parse_args(argv)
+
+    from accelerate import Accelerator
+    accelerator = Accelerator()
+    try:
+        model = load_model_dir(args.model_dir)
+        dataset = build_dataset(args.dataset, data_dir=args.data_dir, hub_id=args.hub_id, seed=args.split_seed,
+                                **args.dataset_options)
+        names = dataset[args.split].features['label'].names
+        _check_classes(model, names)
+        models = {'model': model}
+        if args.compare:
+            other = load_model_dir(args.model_dir, init_seed=args.init_seed) if args.compare == 'init' \
+                else load_model_dir(args.compare)
+            _check_classes(other, names)
+            models['compare'] = other
+        results = {key: diagnose_one(m, args, dataset, accelerator) for key, m in models.items()}
+    except (DiagnoseError, DatasetError, ValueError) as e:
+        sys.exit(f'error: {e}')
+    if accelerator.is_main_process:
+        write_outputs(args, results, names)
+
+
+def write_outputs(args, results: Dict[str, Dict[str, Any]], names) -> None:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model_dir = Path(args.model_dir)
+    report: Dict[str, Any] = {
+        'model_dir': str(model_dir), 'checkpoint_sha256': file_sha256(model_dir / 'model.safetensors'),
+        'architecture': json.loads((model_dir / 'config.json').read_text()).get('architecture'),
+        'dataset': args.dataset, 'split': args.split, 'params': args.params,
+        **results['model'],
+    }
+    run = _run_dir(model_dir)
+    if run is not None and (run / 'test_metrics.json').exists():
+        f1 = [json.loads((run / 'test_metrics.json').read_text())['per_class'][n]['f1'] for n in names]
+        report['conflict_vs_f1'] = {}
+        for set_name, stats in results['model']['parameter_sets'].items():
+            cosine = stats['cosine'].clone()
+            cosine.fill_diagonal_(float('nan'))
+            row_conflict = cosine.nanmean(1).tolist()  # a class's mean cosine with the others
+            report['conflict_vs_f1'][set_name] = {'row_mean_cosine': row_conflict, 'test_f1': f1,
+                                                  **spearman(row_conflict, f1)}
+    report['losses'] = _run_losses(run)
+    if 'compare' in results:
+        other = results['compare']
+        report['compare'] = {'model_dir': args.compare, **other}
+        other_losses = _run_losses(_run_dir(Path(args.compare))) if args.compare != 'init' else None
+        if report['losses'] and other_losses:
+            # paper Eq. 55: how much lower this model's training loss is than the baseline's
+            report['optimization_improvement'] = other_losses['train_loss'] - report['losses']['train_loss']
+    write_json(out / 'diagnostics.json', to_jsonable(report))
+
+    title = f'{report["architecture"]} on {args.dataset}/{args.split}'
+    for set_name, stats in results['model']['parameter_sets'].items():
+        slug = set_name.replace('.', '_') if set_name.replace('.', '_').isidentifier() else 'regex'
+        for kind in ('cosine', 'magnitude'):
+            with atomic_path(out / f'gcm_{kind}_{slug}.png') as png:
+                plot_matrix(stats[kind], names, png, f'{kind} gradient conflict ({set_name}): {title}')
+        if 'compare' in results and set_name in results['compare']['parameter_sets']:
+            with atomic_path(out / f'gcm_compare_{slug}.png') as png:
+                plot_comparison(results['compare']['parameter_sets'][set_name]['cosine'], stats['cosine'], names,
+                                png, ('initialisation' if args.compare == 'init' else 'compare', 'model'),
+                                f'cosine gradient conflict ({set_name}): {title}')
+    with atomic_path(out / 'class_mean_angles.png') as png:
+        plot_matrix(results['model']['class_mean_angles_deg'] / 90.0, names, png,
+                    f'class-mean feature angles / 90 deg: {title}')
+    print(json.dumps({name: stats['summary']['cosine']['mean_off_diagonal']
+                      for name, stats in results['model']['parameter_sets'].items()}))
+    print(f'wrote {out / "diagnostics.json"}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,399 @@
+"""Gradient-conflict diagnostics: the paper's Gradient Conflict Matrix and the referee's companions.
+
+Per-class gradients g_c = grad_theta L_c, where L_c is the run's loss restricted to the samples of class c
+(times the class's loss weight), averaged over every sample of c in the split. The model runs in eval mode
+(BatchNorm running statistics, dropout off) and samples are batched *within* a class, so each batch needs one
+backward and a class's gradient does not depend on batch size or process count (float tolerance).
+
+Matrices, for classes i, j:
+    cosine       cos(g_i, g_j): direction only (paper Eq. 12, 31-32); negative = destructive interference.
+    projection   <g_i, g_j> / |g_j|^2: how far a step along g_i moves along g_j, in units of g_j. Asymmetric;
+                 it shows a large majority gradient swamping a small minority one even at a mild angle.
+    magnitude    cos(g_i, g_j) * 2|g_i||g_j| / (|g_i|^2 + |g_j|^2): cosine shrunk towards 0 as the norms
+                 differ (the gradient-magnitude similarity of PCGrad); equals the cosine for equal norms.
+A class absent from the split has NaN in its row and column (listed in `absent_classes`), never a silent 0.
+"""
+import hashlib
+import itertools
+import math
+import re
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+__all__ = [
+    'select_parameters', 'class_batches', 'per_class_gradients', 'conflict_matrices', 'conflict_summary',
+    'branch_gradient_shares', 'attention_overlap', 'class_mean_features', 'angle_matrix', 'spearman',
+    'file_sha256', 'plot_matrix', 'plot_comparison', 'analyze', 'to_jsonable', 'branch_parameter_sets',
+    'attention_gates',
+]
+
+
+# ------------------------------------------------------------------------------------------------ parameters
+
+
+def _layer_name(param_name: str) -> str:
+    """'stages.2.1.squeeze.conv.weight' -> 'stages.2'; 'stem.conv.weight' -> 'stem'."""
+    match = re.match(r'^([^.]+)(?:\.(\d+))?', param_name)
+    return match.group(1) + (f'.{match.group(2)}' if match.group(2) else '')
+
+
+def select_parameters(model: nn.Module, which: str = 'backbone') -> Dict[str, List[str]]:
+    """Return {set name: parameter names} for 'all', 'backbone' (everything but the classifier), 'layerwise'
+    (one set per top-level stage, e.g. stem, stages.0, ..., head) or a regular expression on parameter names."""
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    if which == 'all':
+        return {'all': names}
+    if which in ('backbone', 'layerwise'):
+        head_ids = {id(p) for p in model.get_classifier().parameters()} if hasattr(model, 'get_classifier') else set()
+        params = dict(model.named_parameters())
+        backbone = [n for n in names if id(params[n]) not in head_ids and not n.startswith('head')]
+        if which == 'backbone':
+            return {'backbone': backbone}
+        groups: Dict[str, List[str]] = {}
+        for n in names:
+            groups.setdefault(_layer_name(n), []).append(n)
+        return groups
+    matched = [n for n in names if re.search(which, n)]
+    if not matched:
+        raise ValueError(f'--params {which!r} matches no parameter of the model; names look like {names[0]!r}, '
+                         f'{names[-1]!r}. Use all, backbone, layerwise or another regular expression.')
+    return {which: matched}
+
+
+# ------------------------------------------------------------------------------------------------ gradients
+
+
+def class_batches(labels: Sequence[int], batch_size: int, rank: int = 0, world_size: int = 1) -> List[List[int]]:
+    """Index batches that each hold one class only, for this process's share (every world_size-th sample of a
+    class). Classes take turns, so the first N batches cover every class (for --max-batches)."""
+    labels = np.asarray(labels)
+    per_class = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)[rank::world_size]
+        per_class.append([members[i:i + batch_size].tolist() for i in range(0, len(members), batch_size)])
+    return [b for turn in itertools.zip_longest(*per_class) for b in turn if b]
+
+
+def _loss_weight(criterion: nn.Module, num_classes: int) -> torch.Tensor:
+    weight = getattr(criterion, 'weight', None)
+    return torch.ones(num_classes) if weight is None else weight.detach().float().cpu()
+
+
+def per_class_gradients(
+        model: nn.Module,
+        dataset: torch.utils.data.Dataset,
+        labels: Sequence[int],
+        num_classes: int,
+        criterion: Optional[nn.Module] = None,
+        param_names: Optional[Sequence[str]] = None,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        max_batches: Optional[int] = None,
+        accelerator: Any = None,
+        device: Any = None,
+        progress: Optional[Callable] = None,
+        extra: Optional[Callable] = None,
+) -> Dict[str, torch.Tensor]:
+    """Return {'grads': [C, P] float64 per-class mean gradients (NaN rows for absent classes), 'counts': [C]}.
+
+    `dataset[i]` yields {'pixel_values', 'label'}; `labels` are its labels (to batch by class without decoding).
+    With `accelerator`, each process takes its share and the sums are reduced across processes. `extra(features,
+    logits, label)` is called for every batch (inside no_grad) to collect other per-class statistics.
+    """
+    criterion = criterion if criterion is not None else nn.CrossEntropyLoss()
+    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator is not None else (0, 1)
+    device = accelerator.device if accelerator is not None else (device or next(model.parameters()).device)
+    params = dict(model.named_parameters())
+    names = list(param_names) if param_names is not None else [n for n, p in params.items() if p.requires_grad]
+    chosen = [params[n] for n in names]
+    sizes = [p.numel() for p in chosen]
+    weight = _loss_weight(criterion, num_classes)
+
+    grads = torch.zeros(num_classes, sum(sizes), dtype=torch.float64, device=device)
+    counts = torch.zeros(num_classes, dtype=torch.float64, device=device)
+    batches = class_batches(labels, batch_size, rank, world)
+    if max_batches is not None:
+        batches = batches[:max_batches]
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=num_workers)
+    was_training = model.training
+    model.eval()  # running BN statistics and no dropout: a sample's gradient does not depend on its batch
+    for batch in (progress(loader) if progress else loader):
+        x, y = batch['pixel_values'].to(device), batch['label'].to(device)
+        c = int(y[0])
+        features = model.forward_features(x)
+        logits = model.forward_head(features)
+        if extra is not None:
+            with torch.no_grad():
+                extra(features.detach(), logits.detach(), c)
+        # the loss over one class is that class's mean per-sample loss; times n gives the sum, and the class's
+        # loss weight scales it as in the training objective
+        loss = criterion(logits.float(), y) * len(y) * weight[c].item()
+        batch_grads = torch.autograd.grad(loss, chosen, allow_unused=True)
+        flat = torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1).double()
+                          for g, p in zip(batch_grads, chosen)])
+        grads[c] += flat
+        counts[c] += len(y)
+    model.train(was_training)
+    if accelerator is not None:
+        grads, counts = accelerator.reduce(grads, 'sum'), accelerator.reduce(counts, 'sum')
+    grads = grads / counts[:, None]  # absent class: 0 / 0 = NaN row, by design
+    return {'grads': grads.cpu(), 'counts': counts.cpu(), 'sizes': torch.tensor(sizes), 'names': names}
+
+
+# ------------------------------------------------------------------------------------------------ matrices
+
+
+def conflict_matrices(grads: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """Return cosine, projection and magnitude-aware matrices [C, C] and per-class gradient norms [C]."""
+    norms = grads.norm(dim=1)
+    dots = grads @ grads.T
+    outer = norms[:, None] * norms[None, :]
+    cosine = dots / outer
+    return {
+        'cosine': cosine,
+        'projection': dots / (norms[None, :] ** 2),
+        'magnitude': cosine * 2 * outer / (norms[:, None] ** 2 + norms[None, :] ** 2),
+        'norms': norms,
+    }
+
+
+def conflict_summary(matrix: torch.Tensor, counts: Sequence[float], k: int = 6) -> Dict[str, Any]:
+    """Mean and std of the off-diagonal entries, and the mean of the k most negative majority-minority pairs
+    (majority: classes with at least the median count; paper Table 4)."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    counts = np.asarray(counts, dtype=np.float64)
+    present = np.flatnonzero(counts > 0)
+    off = np.array([matrix[i, j] for i in present for j in present if i != j])
+    median = np.median(counts[present]) if len(present) else 0
+    majority = [i for i in present if counts[i] >= median]
+    minority = [i for i in present if counts[i] < median]
+    pairs = sorted(((matrix[i, j], int(i), int(j)) for i in majority for j in minority), key=lambda t: t[0])[:k]
+    return {
+        'mean_off_diagonal': float(off.mean()) if off.size else math.nan,
+        'std_off_diagonal': float(off.std()) if off.size else math.nan,
+        'k': k,
+        'most_negative_pairs': [{'majority': i, 'minority': j, 'value': float(v)} for v, i, j in pairs],
+        'mean_most_negative_pairs': float(np.mean([v for v, _, _ in pairs])) if pairs else math.nan,
+    }
+
+
+# ------------------------------------------------------------------------------------------------ branches
+
+
+def branch_parameter_sets(model: nn.Module) -> Dict[str, List[str]]:
+    """{'branch0': [...], ...} for a csba_* multi-branch head (gate + classifier of each branch), else {}."""
+    head = model.get_classifier() if hasattr(model, 'get_classifier') else None
+    if head is None or not hasattr(head, 'branches'):
+        return {}
+    prefix = {id(p): n for n, p in model.named_parameters()}
+    return {f'branch{b}': [prefix[id(p)] for p in branch.parameters()] for b, branch in enumerate(head.branches)}
+
+
+def branch_gradient_shares(norms: torch.Tensor) -> torch.Tensor:
+    """[B, C] per-branch per-class gradient norms -> each class's shares over branches (columns sum to 1;
+    uniform routing is 1/B everywhere, paper Table 5)."""
+    return norms / norms.sum(0, keepdim=True)
+
+
+def attention_gates(model: nn.Module) -> List[nn.Module]:
+    """The sigmoid gate modules of the branch attention (one per branch for CSBA, one shared), else []."""
+    head = model.get_classifier() if hasattr(model, 'get_classifier') else None
+    if head is None or not hasattr(head, 'branches'):
+        return []
+    gates = [branch.attn.gate for branch in head.branches if hasattr(branch.attn, 'gate')]
+    return gates or ([head.attn.gate] if hasattr(head.attn, 'gate') else [])
+
+
+def attention_overlap(attention: torch.Tensor, top_k: int = 96) -> Dict[str, Any]:
+    """For [B, C, D] class-mean attention vectors: per class, the pairwise Jaccard overlap of the branches'
+    top-k channels and the cosine of their attention vectors ([C, B, B] each)."""
+    branches, classes, _ = attention.shape
+    top = attention.topk(top_k, dim=-1).indices
+    jaccard = torch.full((classes, branches, branches), math.nan)
+    cosine = torch.full((classes, branches, branches), math.nan)
+    for c in range(classes):
+        if torch.isnan(attention[:, c]).any():
+            continue
+        sets = [set(top[b, c].tolist()) for b in range(branches)]
+        for a in range(branches):
+            for b in range(branches):
+                jaccard[c, a, b] = len(sets[a] & sets[b]) / len(sets[a] | sets[b])
+        unit = attention[:, c] / attention[:, c].norm(dim=-1, keepdim=True)
+        cosine[c] = unit @ unit.T
+    return {'top_k': top_k, 'jaccard': jaccard, 'cosine': cosine}
+
+
+# ------------------------------------------------------------------------------------------------ geometry
+
+
+def class_mean_features(sums: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    return sums / counts[:, None]
+
+
+def angle_matrix(means: torch.Tensor) -> torch.Tensor:
+    """Pairwise angles in degrees between class-mean feature vectors (paper Eq. 27)."""
+    unit = means / means.norm(dim=1, keepdim=True)
+    return torch.rad2deg(torch.arccos((unit @ unit.T).clamp(-1, 1)))
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> Dict[str, float]:
+    """Spearman rank correlation of paired values (NaN pairs dropped) with the number of pairs it rests on."""
+    from scipy.stats import spearmanr
+    pairs = [(a, b) for a, b in zip(x, y) if not (math.isnan(a) or math.isnan(b))]
+    if len(pairs) < 3:
+        return {'rho': math.nan, 'p_value': math.nan, 'n': len(pairs)}
+    result = spearmanr([a for a, _ in pairs], [b for _, b in pairs])
+    return {'rho': float(result.statistic), 'p_value': float(result.pvalue), 'n': len(pairs)}
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------ pictures
+
+
+def _heatmap(ax, matrix, names, title, vmax=1.0, fmt='{:.2f}'):
+    matrix = np.asarray(matrix, dtype=np.float64)
+    image = ax.imshow(matrix, cmap='RdBu_r', vmin=-vmax, vmax=vmax)  # diverging, centred at 0
+    ax.set_xticks(range(len(names)), names, rotation=35, ha='right')
+    ax.set_yticks(range(len(names)), names)
+    ax.set_title(title)
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            value = matrix[i, j]
+            ax.text(j, i, 'n/a' if math.isnan(value) else fmt.format(value), ha='center', va='center',
+                    fontsize=8, color='white' if abs(value) > 0.6 * vmax else 'black')
+    return image
+
+
+def plot_matrix(matrix, names: Sequence[str], path: Path, title: str) -> None:
+    """Annotated heatmap of one [C, C] matrix, diverging colour map centred at 0, class names on the axes."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    size = max(4.0, 0.9 * len(names) + 1.5)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    fig.colorbar(_heatmap(ax, matrix, names, title), ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_comparison(before, after, names: Sequence[str], path: Path, labels: Sequence[str], title: str) -> None:
+    """Two matrices side by side and their difference (after - before)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    size = max(4.0, 0.9 * len(names) + 1.5)
+    fig, axes = plt.subplots(1, 3, figsize=(3 * size, size))
+    _heatmap(axes[0], before, names, labels[0])
+    _heatmap(axes[1], after, names, labels[1])
+    image = _heatmap(axes[2], np.asarray(after) - np.asarray(before), names, f'{labels[1]} - {labels[0]}')
+    for ax in axes[1:]:
+        ax.set_yticklabels([])
+    fig.colorbar(image, ax=axes, fraction=0.02)
+    fig.suptitle(title)
+    fig.savefig(path, dpi=120, bbox_inches='tight')
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------------------ everything
+
+
+def _matrices_for(grads: torch.Tensor, counts: torch.Tensor, k: int) -> Dict[str, Any]:
+    mats = conflict_matrices(grads)
+    return {
+        'cosine': mats['cosine'], 'projection': mats['projection'], 'magnitude': mats['magnitude'],
+        'grad_norms': mats['norms'],
+        'summary': {name: conflict_summary(mats[name], counts, k) for name in ('cosine', 'magnitude')},
+    }
+
+
+def analyze(
+        model: nn.Module,
+        dataset: torch.utils.data.Dataset,
+        labels: Sequence[int],
+        class_names: Sequence[str],
+        criterion: Optional[nn.Module] = None,
+        params: str = 'backbone',
+        batch_size: int = 32,
+        num_workers: int = 0,
+        max_batches: Optional[int] = None,
+        top_k: int = 6,
+        attention_top_k: int = 96,
+        accelerator: Any = None,
+        progress: Optional[Callable] = None,
+) -> Dict[str, Any]:
+    """One pass over the split: per-class gradients of every parameter, then the conflict matrices of the chosen
+    parameter set(s), branch gradient shares and attention overlap (csba_* heads), class-mean feature angles."""
+    num_classes = len(class_names)
+    sets = select_parameters(model, params)
+    branches = branch_parameter_sets(model)
+    gates = attention_gates(model)
+    device = accelerator.device if accelerator is not None else next(model.parameters()).device
+    feature_sums = torch.zeros(num_classes, model.num_features, dtype=torch.float64, device=device)
+    attn_sums = torch.zeros(len(gates), num_classes, model.num_features, dtype=torch.float64, device=device)
+    gate_outputs: List[torch.Tensor] = []
+    hooks = [g.register_forward_hook(lambda m, i, o: gate_outputs.append(o.detach())) for g in gates]
+
+    def collect(features, logits, c):
+        feature_sums[c] += model.forward_head(features, pre_logits=True).double().sum(0)
+        for b, out in enumerate(gate_outputs):
+            attn_sums[b, c] += out.flatten(1).double().sum(0)
+        gate_outputs.clear()
+
+    try:
+        result = per_class_gradients(
+            model, dataset, labels, num_classes, criterion, batch_size=batch_size, num_workers=num_workers,
+            max_batches=max_batches, accelerator=accelerator, progress=progress, extra=collect)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    if accelerator is not None:
+        feature_sums, attn_sums = accelerator.reduce(feature_sums, 'sum'), accelerator.reduce(attn_sums, 'sum')
+    grads, counts = result['grads'], result['counts']
+    offsets = dict(zip(result['names'], np.cumsum([0, *result['sizes'].tolist()])[:-1].tolist()))
+    sizes = dict(zip(result['names'], result['sizes'].tolist()))
+
+    def columns(names):
+        return grads[:, torch.cat([torch.arange(offsets[n], offsets[n] + sizes[n]) for n in names])]
+
+    out: Dict[str, Any] = {
+        'class_names': list(class_names),
+        'samples_per_class': counts.long().tolist(),
+        'absent_classes': [class_names[c] for c in range(num_classes) if counts[c] == 0],
+        'parameter_sets': {name: {'num_params': int(sum(sizes[n] for n in names)),
+                                  **_matrices_for(columns(names), counts, top_k)} for name, names in sets.items()},
+    }
+    if branches:
+        norms = torch.stack([columns(names).norm(dim=1) for names in branches.values()])
+        out['branches'] = {'grad_norms': norms, 'grad_shares': branch_gradient_shares(norms),
+                           'dominant_branch': branch_gradient_shares(norms).argmax(0).tolist()}
+    if gates:
+        attention = (attn_sums / counts.to(attn_sums)[None, :, None]).float().cpu()
+        out['attention'] = {'num_gates': len(gates), **attention_overlap(attention, attention_top_k)}
+    means = class_mean_features(feature_sums.cpu(), counts)
+    out['class_mean_angles_deg'] = angle_matrix(means)
+    return out
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Tensors and arrays to (nested) lists, NaN to None, recursively."""
+    if isinstance(obj, (torch.Tensor, np.ndarray)):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, dict):
+        return {k: to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    return obj
