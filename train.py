@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 import timm_csba  # noqa: F401  (registers csba_* in timm)
 from timm_csba.data import DATASETS, DatasetError, attach_transform, build_dataset, build_transforms, class_counts
 from timm_csba.diagnostics import analyze
-from timm_csba.files import atomic_path, write_json, write_text, write_yaml
+from timm_csba.files import atomic_path, replace_dir, write_json, write_text, write_yaml
 from timm_csba.hub import save_pretrained
 from timm_csba.losses import LOSSES, create_loss
 from timm_csba.metrics import METRICS, classification_metrics, save_confusion_matrix
@@ -85,7 +85,7 @@ g.add_argument('--clip-grad', type=float, help='clip the gradient norm to this v
 g.add_argument('--seed', type=int, default=42, help='training seed (init, data order, augmentation)')
 g = parser.add_argument_group('loss')
 g.add_argument('--loss', default='ce', help=f'one of {", ".join(LOSSES)}')
-g.add_argument('--class-weights', default='inverse', help='inverse, effective_number or none')
+g.add_argument('--class-weights', default='inverse', help='inverse, sqrt_inverse, effective_number or none')
 g.add_argument('--label-smoothing', type=float, default=0.0, help='label smoothing (ce)')
 g.add_argument('--focal-gamma', type=float, default=2.0, help='focal loss gamma')
 g.add_argument('--la-tau', type=float, default=1.0, help='logit adjustment tau (1 = balanced softmax)')
@@ -289,10 +289,13 @@ def save_checkpoint(epoch):
     """accelerate save_state into a temp folder, renamed when complete; prune all but the last N and the best."""
     ckpt_dir = out_dir / 'checkpoints'
     tmp = ckpt_dir / f'.tmp_epoch_{epoch:04d}'
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)  # left by a killed run
+    accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        os.replace(tmp, ckpt_dir / f'epoch_{epoch:04d}')
+        replace_dir(tmp, ckpt_dir / f'epoch_{epoch:04d}')
         keep = {f'epoch_{e:04d}' for e in (state.best_epoch, *range(epoch - args.keep_last + 1, epoch + 1))}
         for old in ckpt_dir.glob('epoch_*'):
             if old.name not in keep:
@@ -307,8 +310,10 @@ for epoch in range(state.epoch + 1, args.epochs + 1):
         criterion.set_epoch(epoch)
     model.train()
     loss_sum, seen, start = torch.zeros((), device=accelerator.device), 0, time.time()
+    data_wait, ready = 0.0, time.time()
     progress = tqdm(train_loader, desc=f'epoch {epoch}/{args.epochs}', disable=not accelerator.is_local_main_process)
     for step, batch in enumerate(progress):
+        data_wait += time.time() - ready  # time the step waited for its batch: input-bound when large
         with accelerator.accumulate(model):
             x = batch['pixel_values']
             if args.channels_last:
@@ -330,6 +335,7 @@ for epoch in range(state.epoch + 1, args.epochs + 1):
         loss_sum += loss.detach() * len(batch['label'])
         seen += len(batch['label'])
         progress.set_postfix(loss=f'{loss.item():.4f}')
+        ready = time.time()
     train_loss = (accelerator.reduce(loss_sum, 'sum') / accelerator.reduce(
         torch.tensor(seen, device=accelerator.device, dtype=torch.float), 'sum')).item()
     train_time = time.time() - start
@@ -343,7 +349,8 @@ for epoch in range(state.epoch + 1, args.epochs + 1):
         state.bad_epochs += 1
     record = {'epoch': epoch, 'lr': optimizer.param_groups[0]['lr'], 'train_loss': train_loss, 'val_loss': val_loss,
               'generalization_gap': val_loss - train_loss, 'train_img_per_s': seen * accelerator.num_processes / train_time,
-              'epoch_time_s': time.time() - start, **{f'val_{k}': val[k] for k in METRICS},
+              'epoch_time_s': time.time() - start, 'data_wait_fraction': data_wait / train_time,
+              **{f'val_{k}': val[k] for k in METRICS},
               **{f'val_f1_{n}': v['f1'] for n, v in val['per_class'].items()}}
     if args.diagnose_every and epoch % args.diagnose_every == 0:
         # conflict over training: the backbone GCM on a few single-class train batches (eval transforms)

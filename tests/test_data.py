@@ -111,6 +111,9 @@ def test_class_weights_inverse_and_effective_number():
     beta = 0.9
     raw = torch.tensor([(1 - beta) / (1 - beta ** n) for n in (6, 3, 1)], dtype=torch.float64)
     torch.testing.assert_close(class_weights(split, 'effective_number', beta=beta), (raw * 3 / raw.sum()).float())
+    sqrt = class_weights(split, 'sqrt_inverse')
+    torch.testing.assert_close(sqrt / sqrt[2], torch.tensor([6 ** -0.5, 3 ** -0.5, 1.0]))
+    assert (sqrt * torch.tensor([6.0, 3.0, 1.0])).sum().item() == pytest.approx(10.0)  # mean sample weight 1
     assert imbalance_ratio(split) == 6
     with pytest.raises(DatasetError, match="Unknown class weight scheme 'sqrt'"):
         class_weights(split, 'sqrt')

@@ -47,7 +47,8 @@ def test_run_directory_layout(smoke_run):
     assert args['model'] == 'csba_squeeze' and args['epochs'] == 4 and args['img_size'] == 32
     history = [json.loads(line) for line in (smoke_run / 'metrics.jsonl').read_text().splitlines()]
     assert [r['epoch'] for r in history] == [1, 2, 3, 4]
-    assert {'train_loss', 'val_loss', 'val_macro_f1', 'val_f1_likely_defective', 'lr'} <= set(history[0])
+    assert {'train_loss', 'val_loss', 'val_macro_f1', 'val_f1_likely_defective', 'lr', 'data_wait_fraction'} <= \
+        set(history[0])
     assert 'gcm_cosine_mean_off_diagonal' not in history[0]
     assert -1 <= history[1]['gcm_cosine_mean_off_diagonal'] <= 1 and 'gcm_magnitude_mean_most_negative_pairs' in history[3]
     test = json.loads((smoke_run / 'test_metrics.json').read_text())

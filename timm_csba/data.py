@@ -443,6 +443,7 @@ def weights_from_counts(counts: Sequence[int], scheme: str = 'inverse', beta: fl
     """Return per-class loss weights for class sizes `counts`.
 
     'inverse': w_c = N / (C * n_c) (paper Eq. 3), so the sample-weighted mean weight is 1.
+    'sqrt_inverse': w_c proportional to n_c^(-1/2), scaled the same way: a milder correction.
     'effective_number': w_c proportional to (1 - beta) / (1 - beta^n_c) (Cui et al. 2019), scaled to sum to C.
     """
     counts = torch.as_tensor(list(counts), dtype=torch.float64)
@@ -450,11 +451,14 @@ def weights_from_counts(counts: Sequence[int], scheme: str = 'inverse', beta: fl
         raise DatasetError('class weights: a class has no training images; its weight would be infinite.')
     if scheme == 'inverse':
         weights = counts.sum() / (len(counts) * counts)
+    elif scheme == 'sqrt_inverse':
+        weights = counts.rsqrt() * counts.sum() / (counts * counts.rsqrt()).sum()
     elif scheme == 'effective_number':
         weights = (1 - beta) / (1 - beta ** counts)
         weights = weights * len(counts) / weights.sum()
     else:
-        raise DatasetError(f"Unknown class weight scheme {scheme!r}; use 'inverse' or 'effective_number'.")
+        raise DatasetError(f"Unknown class weight scheme {scheme!r}; use 'inverse', 'sqrt_inverse' or "
+                           f"'effective_number'.")
     return weights.float()
 
 
