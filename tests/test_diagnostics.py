@@ -171,3 +171,15 @@ def test_conflict_matrices_of_orthogonal_gradients():
     mats = conflict_matrices(grads)
     assert mats['cosine'][0, 1] == 0 and mats['magnitude'][0, 1] == 0
     torch.testing.assert_close(mats['norms'], torch.tensor([1.0, 2.0], dtype=torch.float64))
+
+
+def test_any_timm_model_works_without_branch_analysis():
+    torch.manual_seed(0)
+    model = timm.create_model('resnet18', num_classes=4, in_chans=1)
+    data, labels = _random_split()
+    out = analyze(model, data, labels, ELPV_NAMES, params='layerwise')
+    assert 'branches' not in out and 'attention' not in out
+    assert {'conv1', 'layer1', 'layer4', 'fc'} <= set(out['parameter_sets'])
+    backbone = analyze(model, data, labels, ELPV_NAMES)['parameter_sets']['backbone']
+    assert backbone['num_params'] == sum(p.numel() for n, p in model.named_parameters() if not n.startswith('fc.'))
+    assert torch.allclose(torch.diagonal(backbone['cosine']), torch.ones(4, dtype=torch.float64))

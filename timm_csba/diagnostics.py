@@ -35,15 +35,19 @@ __all__ = [
 # ------------------------------------------------------------------------------------------------ parameters
 
 
-def _layer_name(param_name: str) -> str:
-    """'stages.2.1.squeeze.conv.weight' -> 'stages.2'; 'stem.conv.weight' -> 'stem'."""
-    match = re.match(r'^([^.]+)(?:\.(\d+))?', param_name)
-    return match.group(1) + (f'.{match.group(2)}' if match.group(2) else '')
+def _layer_name(param_name: str, stages: Sequence[str]) -> str:
+    """The feature stage a parameter belongs to ('stages.2.1.squeeze.conv.weight' -> 'stages.2', resnet's
+    'layer1.0.conv1.weight' -> 'layer1'), else its top-level module ('head.fc...' -> 'head')."""
+    for stage in stages:
+        if param_name.startswith(stage + '.'):
+            return stage
+    return param_name.split('.', 1)[0]
 
 
 def select_parameters(model: nn.Module, which: str = 'backbone') -> Dict[str, List[str]]:
     """Return {set name: parameter names} for 'all', 'backbone' (everything but the classifier), 'layerwise'
-    (one set per top-level stage, e.g. stem, stages.0, ..., head) or a regular expression on parameter names."""
+    (one set per feature stage of the model's feature_info, e.g. stem, stages.0, ..., and one per other top-level
+    module, e.g. head) or a regular expression on parameter names."""
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     if which == 'all':
         return {'all': names}
@@ -53,9 +57,10 @@ def select_parameters(model: nn.Module, which: str = 'backbone') -> Dict[str, Li
         backbone = [n for n in names if id(params[n]) not in head_ids and not n.startswith('head')]
         if which == 'backbone':
             return {'backbone': backbone}
+        stages = [info['module'] for info in getattr(model, 'feature_info', [])]
         groups: Dict[str, List[str]] = {}
         for n in names:
-            groups.setdefault(_layer_name(n), []).append(n)
+            groups.setdefault(_layer_name(n, stages), []).append(n)
         return groups
     matched = [n for n in names if re.search(which, n)]
     if not matched:
