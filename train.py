@@ -36,7 +36,7 @@ from timm_csba.data import DATASETS, DatasetError, attach_transform, build_datas
 from timm_csba.diagnostics import analyze
 from timm_csba.files import atomic_path, replace_dir, write_json, write_text, write_yaml
 from timm_csba.hub import save_pretrained
-from timm_csba.losses import LOSSES, create_loss
+from timm_csba.losses import LOSSES, create_loss_from_config
 from timm_csba.metrics import METRICS, classification_metrics, save_confusion_matrix
 
 # ------------------------------------------------------------------------------------------------ config
@@ -225,10 +225,7 @@ val_loader = loader('validation', eval_tf, shuffle=False)
 test_loader = loader('test', eval_tf, shuffle=False)
 
 # ------------------------------------------------------------------------------------------------ loss, optimizer
-criterion = create_loss(
-    args.loss, counts, class_weights=None if args.class_weights == 'none' else args.class_weights,
-    label_smoothing=args.label_smoothing, focal_gamma=args.focal_gamma, la_tau=args.la_tau,
-    ldam_max_margin=args.ldam_max_margin, ldam_scale=args.ldam_scale, drw_epoch=args.drw_epoch)
+criterion = create_loss_from_config(vars(args), counts)
 if args.monitor not in METRICS:
     sys.exit(f'error: --monitor {args.monitor!r} is not one of {", ".join(METRICS)}')
 optimizer = create_optimizer_v2(model, opt=args.opt, lr=args.lr, weight_decay=args.weight_decay,

@@ -69,3 +69,12 @@ def test_bad_loss_arguments():
         create_loss('dice', COUNTS)
     with pytest.raises(ValueError, match='label_smoothing applies to the ce loss only'):
         create_loss('focal', COUNTS, label_smoothing=0.1)
+
+
+def test_loss_from_a_train_config():
+    from timm_csba.losses import create_loss_from_config
+    focal = create_loss_from_config({'loss': 'focal', 'class_weights': 'none', 'focal_gamma': 0.5,
+                                     'drw_epoch': None}, COUNTS)
+    assert isinstance(focal, FocalLoss) and focal.gamma == 0.5 and focal.weight is None
+    default = create_loss_from_config({}, COUNTS)  # no run known: class-weighted cross-entropy
+    torch.testing.assert_close(default.weight, torch.tensor([4 / 6, 2.0]))

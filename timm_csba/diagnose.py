@@ -25,7 +25,7 @@ from .diagnostics import (
     analyze, file_sha256, plot_comparison, plot_matrix, spearman, to_jsonable,
 )
 from .files import atomic_path, write_json
-from .losses import create_loss
+from .losses import create_loss_from_config
 
 
 class DiagnoseError(ValueError):
@@ -51,17 +51,10 @@ def _run_dir(model_dir: Path) -> Optional[Path]:
 
 def _criterion(run: Optional[Path], counts):
     """The run's loss with its class weights, or class-weighted cross-entropy when no run is known."""
-    if run is None:
-        return create_loss('ce', counts)
-    args = yaml.safe_load((run / 'args.yaml').read_text())
-    weights = args.get('class_weights', 'inverse')
-    criterion = create_loss(
-        args.get('loss', 'ce'), counts, class_weights=None if weights == 'none' else weights,
-        label_smoothing=args.get('label_smoothing', 0.0), focal_gamma=args.get('focal_gamma', 2.0),
-        la_tau=args.get('la_tau', 1.0), ldam_max_margin=args.get('ldam_max_margin', 0.5),
-        ldam_scale=args.get('ldam_scale', 30.0), drw_epoch=args.get('drw_epoch'))
+    config = yaml.safe_load((run / 'args.yaml').read_text()) if run is not None else {}
+    criterion = create_loss_from_config(config, counts)
     if hasattr(criterion, 'set_epoch'):
-        criterion.set_epoch(args.get('epochs', 0))
+        criterion.set_epoch(config.get('epochs', 0))  # the weights in force at the end of training
     return criterion
 
 

@@ -9,7 +9,7 @@
 Weighted losses average as `F.cross_entropy(weight=...)` does: sum_i w_yi * l_i / sum_i w_yi, so focal loss
 with gamma=0 equals weighted CE.
 """
-from typing import Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from .data import weights_from_counts
 
-__all__ = ['LOSSES', 'FocalLoss', 'LogitAdjustedLoss', 'LDAMLoss', 'create_loss']
+__all__ = ['LOSSES', 'FocalLoss', 'LogitAdjustedLoss', 'LDAMLoss', 'create_loss', 'create_loss_from_config']
 
 LOSSES = ('ce', 'focal', 'logit_adjusted', 'ldam')
 
@@ -100,7 +100,7 @@ def create_loss(
         drw_epoch: Optional[int] = None,
 ) -> nn.Module:
     """Return the loss `name` for a train split with `class_counts`; class weights are 'inverse',
-    'effective_number' or None (LDAM ignores them: DRW brings its own)."""
+    'sqrt_inverse', 'effective_number' or None (LDAM ignores them: DRW brings its own)."""
     if name not in LOSSES:
         raise ValueError(f'Unknown loss {name!r}; choose one of {", ".join(LOSSES)}.')
     weight = weights_from_counts(class_counts, class_weights) if class_weights else None
@@ -113,3 +113,14 @@ def create_loss(
     if name == 'logit_adjusted':
         return LogitAdjustedLoss(class_counts, tau=la_tau, weight=weight)
     return LDAMLoss(class_counts, max_margin=ldam_max_margin, scale=ldam_scale, drw_epoch=drw_epoch)
+
+
+_CONFIG_OPTIONS = ('label_smoothing', 'focal_gamma', 'la_tau', 'ldam_max_margin', 'ldam_scale', 'drw_epoch')
+
+
+def create_loss_from_config(config: Mapping[str, Any], class_counts: Sequence[int]) -> nn.Module:
+    """Return the loss a train.py config describes (its args or a run's args.yaml; missing keys take defaults)."""
+    weights = config.get('class_weights', 'inverse')
+    return create_loss(
+        config.get('loss', 'ce'), class_counts, class_weights=None if weights == 'none' else weights,
+        **{key: config[key] for key in _CONFIG_OPTIONS if config.get(key) is not None})
