@@ -7,7 +7,7 @@
 
 Flags override the YAML config; the resolved config is saved as RUN/args.yaml. Precision (--mixed_precision)
 and the number of processes come from `accelerate launch`, not from this script. The run directory holds
-args.yaml, metrics.jsonl, checkpoints/ (accelerate states: the last --keep-last plus the best), best/ (timm Hub
+args.yaml, provenance.json (command, git commit, versions), metrics.jsonl, checkpoints/ (accelerate states: the last --keep-last plus the best), best/ (timm Hub
 format), test_metrics.json and confusion_matrix.png.
 """
 import argparse
@@ -15,9 +15,12 @@ import difflib
 import json
 import math
 import os
+import platform
 import shutil
+import subprocess
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 
 import timm
@@ -127,6 +130,39 @@ def run_dir_of(path: Path) -> Path:
     return path.parent.parent if path.parent.name == 'checkpoints' else path
 
 
+def provenance(accelerator) -> dict:
+    """What produced this run, for the model card: command, git commit, package versions, hardware.
+
+    A copy of the repository without .git (e.g. a working tree shipped to a GPU machine) can name its commit in
+    $TIMM_CSBA_GIT_COMMIT; the commit is then reported as given, not checked.
+    """
+    try:
+        root = Path(__file__).resolve().parent
+        commit = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=root, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = bool(subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=root,
+                                    capture_output=True, text=True, check=True).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        commit, dirty = os.environ.get('TIMM_CSBA_GIT_COMMIT'), None
+    return {
+        'command': 'accelerate launch train.py ' + ' '.join(sys.argv[1:]),
+        'git_commit': commit, 'git_dirty': dirty,
+        'num_processes': accelerator.num_processes, 'mixed_precision': accelerator.mixed_precision,
+        'device': torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or 'cpu',
+        'python': platform.python_version(),
+        'packages': {name: _installed_version(name) for name in (
+            'torch', 'torchvision', 'timm', 'accelerate', 'datasets', 'safetensors', 'timm_csba')},
+        'started': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+    }
+
+
+def _installed_version(name: str):
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:  # e.g. timm_csba used from a source tree on PYTHONPATH
+        return None
+
+
 def latest_checkpoint(path: Path) -> Path:
     if (path / 'checkpoints').is_dir():
         epochs = sorted((path / 'checkpoints').glob('epoch_*'))
@@ -169,6 +205,8 @@ if accelerator.is_main_process:
                 f'{k} ({saved.get(k)!r} there, {getattr(args, k)!r} here)' for k in changed))
     out_dir.mkdir(parents=True, exist_ok=True)
     write_yaml(out_dir / 'args.yaml', {k: v for k, v in vars(args).items() if k not in ('resume', 'overwrite')})
+    if args.resume is None:
+        write_json(out_dir / 'provenance.json', provenance(accelerator))
 accelerator.wait_for_everyone()
 set_seed(args.seed)
 
