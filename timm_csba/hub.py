@@ -1,19 +1,61 @@
-"""Hugging Face Hub format: export a trained model as a timm Hub folder (model.safetensors + config.json).
+"""Hugging Face Hub: stage a training run as a Hub repo, publish it, and seed the HF cache for offline use.
 
-The folder loads with `timm.create_model('local-dir:PATH', pretrained=True)` and is what gets pushed to the Hub.
+    python -m timm_csba.hub export runs/elpv_hub/csba_squeeze.s0 --to hub/csba_squeeze.elpv \\
+        --seeds runs/elpv_hub/csba_squeeze.s1 runs/elpv_hub/csba_squeeze.s2
+    python -m timm_csba.hub push hub/csba_squeeze.elpv --repo-id timm-csba/csba_squeeze.elpv --dry-run
+    python -m timm_csba.hub seed-cache hub/        # then HF_HUB_OFFLINE=1 timm.create_model(..., pretrained=True)
+
+A staged folder is exactly what is uploaded: model.safetensors and config.json in timm's format (so
+`timm.create_model('hf-hub:ORG/NAME')` and `'local-dir:FOLDER'` load it), the model card README.md, and the
+run's record: train_args.yaml, provenance.json, test_metrics.json, seeds.json, metrics.jsonl,
+confusion_matrix.png and diagnostics/. `push` uploads the folder with huggingface_hub (timm's own
+`push_to_hf_hub` re-saves a live model and writes its own card, so it fits models, not staged folders).
 """
+import argparse
+import hashlib
+import json
 import os
+import shutil
+import statistics
+import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import timm
 import torch
+import yaml
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from timm.models._hub import save_config_for_hf
 
 from .files import replace_dir
+from .models.csba_squeeze import HF_HUB_ORG
 
-__all__ = ['save_pretrained']
+__all__ = ['save_pretrained', 'export_run', 'validate_staged', 'push', 'seed_cache', 'HubError']
+
+# files a finished train.py run must hold to be exported, and where each lands in the staged folder
+RUN_FILES = {
+    'best/model.safetensors': 'model.safetensors',
+    'best/config.json': 'config.json',
+    'args.yaml': 'train_args.yaml',
+    'provenance.json': 'provenance.json',
+    'test_metrics.json': 'test_metrics.json',
+    'metrics.jsonl': 'metrics.jsonl',
+    'confusion_matrix.png': 'confusion_matrix.png',
+}
+# settings that may differ between the seeds of one recipe; anything else must match
+SEED_FREE_KEYS = {'seed', 'output_dir', 'config'}
+CARD_METRICS = (('accuracy', 'accuracy', 'Test accuracy'), ('macro_f1', 'f1', 'Test macro-F1'),
+                ('balanced_accuracy', 'balanced_accuracy', 'Test balanced accuracy'))
+# ELPV 4-class reference points (DESIGN.md): a published lightweight CNN's accuracy, and our macro-F1 target
+REFERENCE_ACCURACY, REFERENCE_MACRO_F1 = 0.835, 0.65
+# the Hub stores these through LFS, whose cache blobs are named by the file's sha256 (text files: git blob sha1)
+LFS_SUFFIXES = ('.safetensors', '.png', '.bin', '.pt', '.pth')
+
+
+class HubError(ValueError):
+    """A run or staged folder that cannot be exported, published or cached; the message names the fix."""
 
 
 def save_pretrained(
@@ -42,3 +84,420 @@ def save_pretrained(
     )
     replace_dir(tmp, directory)
     return directory
+
+
+# ---------------------------------------------------------------------------------------------------------
+# export: a finished run -> a staged Hub folder
+
+
+def _check_run(run: Path) -> Dict[str, Any]:
+    missing = [name for name in RUN_FILES if not (run / name).exists()]
+    if missing:
+        raise HubError(f'{run} is not a finished train.py run: it lacks {", ".join(missing)}. Export the run '
+                       f'directory of a completed `accelerate launch train.py` (runs/<name>).')
+    return yaml.safe_load((run / 'args.yaml').read_text())
+
+
+def _seed_summary(runs: Sequence[Path], label_names: Sequence[str]) -> Dict[str, Any]:
+    """Test metrics of every seed of one recipe, with mean and sample std (None for a single seed)."""
+    per_seed = []
+    for run in runs:
+        test = json.loads((run / 'test_metrics.json').read_text())
+        per_seed.append({'seed': test['seed'], 'run': run.name, **{k: test[k] for k, _, _ in CARD_METRICS},
+                         **{f'f1_{n}': test['per_class'][n]['f1'] for n in label_names}})
+    keys = [k for k in per_seed[0] if k not in ('seed', 'run')]
+    summary = {k: {'mean': statistics.fmean(r[k] for r in per_seed),
+                   'std': statistics.stdev(r[k] for r in per_seed) if len(per_seed) > 1 else None}
+               for k in keys}
+    return {'num_seeds': len(per_seed), 'seeds': per_seed, 'summary': summary}
+
+
+def export_run(run_dir: os.PathLike, to: os.PathLike, seed_runs: Sequence[os.PathLike] = (),
+               diagnostics_dir: Optional[os.PathLike] = None) -> Path:
+    """Stage the run's best checkpoint as a Hub repo in `to` (atomically), with its model card.
+
+    `seed_runs` are the same recipe with other seeds: their test metrics give the card's mean and std; the
+    weights are those of `run_dir`. Diagnostics come from `diagnostics_dir` (default RUN/diagnostics, as
+    written by `python -m timm_csba.diagnose --model-dir RUN/best --compare init --out RUN/diagnostics`).
+    """
+    run, to = Path(run_dir), Path(to)
+    args = _check_run(run)
+    runs = [run] + [Path(r) for r in seed_runs if Path(r).resolve() != run.resolve()]
+    for other in runs[1:]:
+        other_args = _check_run(other)
+        differs = sorted(k for k in set(args) | set(other_args)
+                         if k not in SEED_FREE_KEYS and args.get(k) != other_args.get(k))
+        if differs:
+            raise HubError(f'{other} is not another seed of {run}: {", ".join(differs)} differ. Pass only runs '
+                           f'of the same recipe to --seeds.')
+    diagnostics = Path(diagnostics_dir) if diagnostics_dir else run / 'diagnostics'
+    if not (diagnostics / 'diagnostics.json').exists():
+        raise HubError(f'{diagnostics} holds no diagnostics.json. Run `python -m timm_csba.diagnose --model-dir '
+                       f'{run / "best"} --compare init --out {run / "diagnostics"}` first, or pass --diagnostics.')
+
+    to.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{to.name}.', dir=to.parent))
+    try:
+        for source, name in RUN_FILES.items():
+            shutil.copyfile(run / source, tmp / name)
+        (tmp / 'diagnostics').mkdir()
+        for path in sorted(diagnostics.iterdir()):
+            if path.suffix in ('.json', '.png'):
+                shutil.copyfile(path, tmp / 'diagnostics' / path.name)
+        config = json.loads((tmp / 'config.json').read_text())
+        seeds = _seed_summary(runs, config['label_names'])
+        (tmp / 'seeds.json').write_text(json.dumps(seeds, indent=2) + '\n')
+        (tmp / 'README.md').write_text(model_card(tmp, repo_name=to.name))
+        validate_staged(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    replace_dir(tmp, to)
+    return to
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the model card
+
+
+ELPV_CITATION = """\
+@article{Deitsch2021,
+  title   = {Segmentation of photovoltaic module cells in uncalibrated electroluminescence images},
+  author  = {Deitsch, Sergiu and Buerhop-Lutz, Claudia and Sovetkin, Evgenii and Steland, Ansgar and
+             Maier, Andreas and Gallwitz, Florian and Riess, Christian},
+  journal = {Machine Vision and Applications}, volume = {32}, number = {4}, year = {2021},
+  doi     = {10.1007/s00138-021-01191-9}
+}
+@inproceedings{Buerhop2018,
+  title     = {A Benchmark for Visual Identification of Defective Solar Cells in Electroluminescence Imagery},
+  author    = {Buerhop-Lutz, Claudia and Deitsch, Sergiu and Maier, Andreas and Gallwitz, Florian and
+               Berger, Stephan and Doll, Bernd and Hauch, Jens and Camus, Christian and Brabec, Christoph J.},
+  booktitle = {European PV Solar Energy Conference and Exhibition (EU PVSEC)}, year = {2018},
+  doi       = {10.4229/35thEUPVSEC20182018-5CV.3.15}
+}
+@article{Deitsch2019,
+  title   = {Automatic classification of defective photovoltaic module cells in electroluminescence images},
+  author  = {Deitsch, Sergiu and Christlein, Vincent and Berger, Stephan and Buerhop-Lutz, Claudia and
+             Maier, Andreas and Gallwitz, Florian and Riess, Christian},
+  journal = {Solar Energy}, volume = {185}, pages = {455--468}, year = {2019},
+  doi     = {10.1016/j.solener.2019.02.067}
+}"""
+
+ELPV_LICENCE = """\
+The ELPV images are licensed [CC BY-NC-SA 4.0](https://creativecommons.org/licenses/by-nc-sa/4.0/); these
+weights are trained on them and are released under the same licence. In practice: you may use, share and adapt
+them **for non-commercial purposes only**, you must credit the ELPV authors (citation below) and this model, and
+anything you distribute that is built from these weights (fine-tuned weights, say) must carry the same licence.
+For commercial use, train on data you hold the rights to (`train.py --dataset pv_faults --data-dir ...`). This
+is a summary, not legal advice."""
+
+
+def _fmt(value: Optional[float]) -> str:
+    return '—' if value is None else f'{value:.3f}'
+
+
+def _card_data(config: Dict[str, Any], test: Dict[str, Any], repo_name: str):
+    from huggingface_hub import EvalResult, ModelCardData
+    cfg = config['pretrained_cfg']
+    results = [EvalResult(task_type='image-classification', task_name='Image Classification',
+                          dataset_type='elpv', dataset_name='ELPV (4 defect-probability grades)',
+                          dataset_split='test', metric_type=metric_type, metric_name=name, metric_value=test[key])
+               for key, metric_type, name in CARD_METRICS]
+    return ModelCardData(
+        library_name='timm', license=cfg.get('license'), pipeline_tag='image-classification',
+        tags=['image-classification', 'timm', 'timm_csba', 'class-imbalance', 'photovoltaic', 'electroluminescence'],
+        datasets=['elpv'], model_name=repo_name, eval_results=results,
+    )
+
+
+def model_card(folder: os.PathLike, repo_name: str) -> str:
+    """The README.md of a staged folder, from the files already in it (config, metrics, seeds, provenance)."""
+    folder = Path(folder)
+    config = json.loads((folder / 'config.json').read_text())
+    test = json.loads((folder / 'test_metrics.json').read_text())
+    seeds = json.loads((folder / 'seeds.json').read_text())
+    prov = json.loads((folder / 'provenance.json').read_text())
+    args = yaml.safe_load((folder / 'train_args.yaml').read_text())
+    diag = json.loads((folder / 'diagnostics' / 'diagnostics.json').read_text())
+    arch, names = config['architecture'], config['label_names']
+    cfg = config['pretrained_cfg']
+    summary = seeds['summary']
+    n = seeds['num_seeds']
+
+    def mean_std(key):
+        s = summary[key]
+        return _fmt(s['mean']) + ('' if s['std'] is None else f' ± {s["std"]:.3f}')
+
+    f1_rows = '\n'.join(
+        f'| {name} | {test["per_class"][name]["support"]} | {test["per_class"][name]["precision"]:.3f} | '
+        f'{test["per_class"][name]["recall"]:.3f} | {test["per_class"][name]["f1"]:.3f} | {mean_std("f1_" + name)} |'
+        for name in names)
+    overall_rows = '\n'.join(f'| {label} | {test[key]:.3f} | {mean_std(key)} |' for key, _, label in CARD_METRICS)
+    backbone = diag['parameter_sets']['backbone']['summary']['cosine']
+    init = diag.get('compare', {}).get('parameter_sets', {}).get('backbone', {}).get('summary', {}).get('cosine')
+    pngs = sorted(p.name for p in (folder / 'diagnostics').glob('*.png'))
+    pictures = '\n'.join(f'![{p}](diagnostics/{p})' for p in pngs)
+    packages = ', '.join(f'{k} {v}' for k, v in prov['packages'].items() if v)
+    in_chans, height, width = cfg['input_size']
+    what = (timm.models.model_entrypoint(arch).__doc__ or '').strip().splitlines()[0]
+    val_pct, test_pct = round(100 * args['val_fraction']), round(100 * args['test_fraction'])
+
+    body = f"""
+# {repo_name}
+
+`{arch}` from [timm_csba](https://github.com/timm-csba/timm_csba): a SqueezeNet-style tri-path CNN (eight Fire
+modules with 1×1, 3×3 and 3×3 expands) whose three classifier branches share one backbone. This variant's head:
+{what} Trained from scratch on the ELPV electroluminescence solar-cell images to grade a cell's defect probability into four classes:
+{', '.join(f'`{n}`' for n in names)} (annotator probability 0, 1/3, 2/3, 1).
+
+## How to use
+
+```python
+import timm, timm_csba                                    # importing registers csba_* in timm
+model = timm.create_model("{repo_name}", pretrained=True).eval()
+transform = timm.data.create_transform(**timm.data.resolve_data_config(model=model))
+```
+
+Feed `transform(image.convert("RGB"))`: the grey cell {'repeated into 3 channels' if in_chans == 3 else
+f'as {in_chans} channel(s)'}, {height}×{width} pixels, normalised with mean {cfg['mean'][0]} and std {cfg['std'][0]}. `in_chans=1` folds the first convolution
+for single-channel input; `num_classes=K` keeps everything but the classifier for fine-tuning. From the command
+line: `python -m timm_csba.predict --model {repo_name} cells/` (top-k with class names, CSV or JSON).
+
+## Results on the ELPV test split
+
+The fixed stratified split of `timm_csba.data.build_dataset('elpv', seed={args['split_seed']})`
+({100 - val_pct - test_pct}/{val_pct}/{test_pct} train/validation/test per class); these weights are the checkpoint with
+the best validation `{args['monitor']}` of the run with seed {args['seed']}. Mean ± std (sample std) over
+{n} seed{'s' if n > 1 else ''} of the same recipe: {', '.join(str(s['seed']) for s in seeds['seeds'])}.
+
+| metric | this checkpoint | mean ± std over {n} seed{'s' if n > 1 else ''} |
+|---|---|---|
+{overall_rows}
+
+| class | test images | precision | recall | F1 | F1 mean ± std over {n} seed{'s' if n > 1 else ''} |
+|---|---|---|---|---|---|
+{f1_rows}
+
+![confusion matrix](confusion_matrix.png)
+
+**How this compares.** The CSBA paper reports on a 6-class PV fault dataset (global accuracy 0.648 baseline,
+0.654 CSBA) and on CIFAR-10-LT, not on ELPV, so there is no paper number for this table. A published lightweight
+CNN reaches about {REFERENCE_ACCURACY} accuracy on the 4-class ELPV task; this checkpoint's {test['accuracy']:.3f} is
+{'at or above' if test['accuracy'] >= REFERENCE_ACCURACY else 'below'} that, with macro-F1 {test['macro_f1']:.3f}
+(our target: {REFERENCE_MACRO_F1}). Classes with test F1 below 0.2, i.e. rarely recognised:
+{', '.join(f'`{n}`' for n in names if test['per_class'][n]['f1'] < 0.2) or 'none'}.
+
+## Gradient conflict
+
+Cosine similarity between the per-class gradients of the training loss on the backbone (all parameters but the
+classifier head), on the train split (`diagnostics/diagnostics.json`, `python -m timm_csba.diagnose`). Mean
+off-diagonal cosine {_fmt(backbone['mean_off_diagonal'])} (std {_fmt(backbone['std_off_diagonal'])}); mean of the
+{backbone['k']} most negative majority–minority pairs {_fmt(backbone['mean_most_negative_pairs'])}{'' if init is None else
+f"; at initialisation {_fmt(init['mean_off_diagonal'])} and {_fmt(init['mean_most_negative_pairs'])}"}.
+
+{pictures}
+
+## Training
+
+- Command: `{prov['command']}` (config `{Path(args['config']).name}`, recorded in full in `train_args.yaml`),
+  seed {args['seed']}, dataset split seed {args['split_seed']}; {prov['num_processes']} process(es) on
+  {prov['device']}, mixed precision `{prov['mixed_precision']}`.
+- Code: timm_csba commit `{prov['git_commit']}`{' (with uncommitted changes)' if prov.get('git_dirty') else ''};
+  Python {prov['python']}; {packages}.
+- Recipe: {args['opt']} lr {args['lr']}, weight decay {args['weight_decay']}, {args['sched']} schedule,
+  {args['epochs']} epochs, batch {args['batch_size']}, {args['img_size']} px, loss `{args['loss']}` with
+  `{args['class_weights']}` class weights, best epoch {test['best_epoch']} by validation
+  `{args['monitor']}`. Per-epoch curves in `metrics.jsonl`.
+
+## Intended use and limits
+
+For research on class-imbalanced classification and for non-commercial inspection prototypes of
+monocrystalline and polycrystalline silicon cells imaged by electroluminescence, segmented and perspective-
+corrected like ELPV (300×300 cells). Not validated for other imaging (visible-light or thermal module photos),
+other cell technologies or other cameras; the 1/3 and 2/3 grades encode annotator uncertainty and are the
+least reliable outputs. Do not use it as the only basis for warranty, safety or financial decisions.
+
+## Licence
+
+{ELPV_LICENCE}
+
+## Citation
+
+The dataset:
+
+```bibtex
+{ELPV_CITATION}
+```
+"""
+    from huggingface_hub import ModelCard
+    return str(ModelCard(f'---\n{_card_data(config, test, repo_name).to_yaml()}\n---\n{body}'))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# validate and publish
+
+
+def _card_metrics(card) -> Dict[str, float]:
+    return {r.metric_type: r.metric_value for r in (card.data.eval_results or [])}
+
+
+def validate_staged(folder: os.PathLike) -> List[Tuple[str, int]]:
+    """Check a staged folder the way a user's `pretrained=True` will see it; return (path, bytes) of its files.
+
+    The weights must be readable safetensors whose names and shapes are those of the architecture in
+    config.json; the card's front matter must parse, name library `timm` and the config's licence, and carry
+    exactly the metrics of test_metrics.json.
+    """
+    from huggingface_hub import ModelCard
+    folder = Path(folder)
+    for name in ('model.safetensors', 'config.json', 'README.md', 'test_metrics.json'):
+        if not (folder / name).exists():
+            raise HubError(f'{folder} lacks {name}; stage it with `python -m timm_csba.hub export RUN --to {folder}`.')
+    config = json.loads((folder / 'config.json').read_text())
+    if not timm.is_model(config.get('architecture', '')):
+        raise HubError(f'{folder}/config.json names architecture {config.get("architecture")!r}, which timm does '
+                       f'not know (import timm_csba registers csba_*).')
+    if config['num_classes'] != len(config.get('label_names', [])):
+        raise HubError(f'{folder}/config.json: num_classes {config["num_classes"]} but '
+                       f'{len(config.get("label_names", []))} label_names.')
+    model = timm.create_model(config['architecture'], pretrained=False, **config.get('model_args', {}))
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    try:
+        with safe_open(str(folder / 'model.safetensors'), framework='pt') as f:
+            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError) as e:
+        raise HubError(f'{folder}/model.safetensors is not a readable safetensors file ({e}); export it again.') \
+            from None
+    if found != expected:
+        diff = sorted(set(found.items()) ^ set(expected.items()))[:5]
+        raise HubError(f'{folder}/model.safetensors does not match {config["architecture"]} from config.json '
+                       f'(first differences: {diff}).')
+    card = ModelCard.load(folder / 'README.md')
+    test = json.loads((folder / 'test_metrics.json').read_text())
+    license = config.get('pretrained_cfg', {}).get('license')
+    if card.data.library_name != 'timm' or card.data.license != license:
+        raise HubError(f'{folder}/README.md front matter: library_name {card.data.library_name!r} (want timm), '
+                       f'license {card.data.license!r} (config.json says {license!r}).')
+    want = {metric_type: test[key] for key, metric_type, _ in CARD_METRICS}
+    if _card_metrics(card) != want:
+        raise HubError(f'{folder}/README.md reports {_card_metrics(card)} but test_metrics.json has {want}; '
+                       f'export the run again.')
+    return [(str(p.relative_to(folder)), p.stat().st_size) for p in sorted(folder.rglob('*')) if p.is_file()]
+
+
+def push(folder: os.PathLike, repo_id: str, private: bool = False, dry_run: bool = False,
+         token: Optional[str] = None) -> List[Tuple[str, int]]:
+    """Validate `folder`, then upload it as model repo `repo_id` (token from HF_TOKEN or `hf auth login`)."""
+    files = validate_staged(folder)
+    if dry_run:
+        return files
+    from huggingface_hub import HfApi
+    api = HfApi(token=token)
+    api.create_repo(repo_id, repo_type='model', private=private, exist_ok=True)
+    api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type='model',
+                      commit_message=f'Upload {Path(folder).name} from timm_csba')
+    return files
+
+
+# ---------------------------------------------------------------------------------------------------------
+# seed the HF cache: pretrained=True offline, exactly as after a download
+
+
+def _etag(path: Path) -> str:
+    data = path.read_bytes()
+    if path.suffix in LFS_SUFFIXES:
+        return hashlib.sha256(data).hexdigest()
+    return hashlib.sha1(b'blob %d\0' % len(data) + data).hexdigest()  # git's blob id, the Hub's etag
+
+
+def staged_folders(paths: Sequence[os.PathLike]) -> List[Path]:
+    """Staged repos among `paths`: each a folder with config.json, or a folder of such folders (hub/)."""
+    found = []
+    for path in map(Path, paths):
+        if (path / 'config.json').exists():
+            found.append(path)
+        else:
+            found.extend(sorted(p.parent for p in path.glob('*/config.json') if not p.parent.name.startswith('.')))
+    if not found:
+        raise HubError(f'no staged Hub folders (with config.json) in {", ".join(map(str, paths))}.')
+    return found
+
+
+def seed_cache(paths: Sequence[os.PathLike], org: str = HF_HUB_ORG, cache_dir: Optional[os.PathLike] = None) -> List[str]:
+    """Write each staged folder into the HF cache as repo `org/<folder name>` at `main`; return the repo ids.
+
+    The layout is the one huggingface_hub writes (blobs named by etag, snapshots/<commit>/ linking to them,
+    refs/main), so `hf_hub_download` and timm's `pretrained=True` find the files with HF_HUB_OFFLINE=1.
+    """
+    from huggingface_hub import constants
+    from huggingface_hub.file_download import repo_folder_name
+    cache = Path(cache_dir or constants.HF_HUB_CACHE)
+    repo_ids = []
+    for folder in staged_folders(paths):
+        validate_staged(folder)
+        repo_id = f'{org}/{folder.name}'
+        storage = cache / repo_folder_name(repo_id=repo_id, repo_type='model')
+        files = sorted(p for p in folder.rglob('*') if p.is_file())
+        etags = {p: _etag(p) for p in files}
+        # a stable stand-in for the Hub's commit id: the same files give the same snapshot
+        commit = hashlib.sha1(''.join(f'{p.relative_to(folder)}:{etags[p]}\n' for p in files).encode()).hexdigest()
+        snapshot = storage / 'snapshots' / commit
+        for path in files:
+            blob = storage / 'blobs' / etags[path]
+            if not blob.exists():
+                blob.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, blob.with_suffix('.incomplete'))
+                os.replace(blob.with_suffix('.incomplete'), blob)
+            link = snapshot / path.relative_to(folder)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            link.symlink_to(os.path.relpath(blob, link.parent))
+        (storage / 'refs').mkdir(parents=True, exist_ok=True)
+        (storage / 'refs' / 'main').write_text(commit)
+        repo_ids.append(repo_id)
+    return repo_ids
+
+
+# ---------------------------------------------------------------------------------------------------------
+# command line
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    parser = argparse.ArgumentParser(prog='python -m timm_csba.hub', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest='command', required=True)
+    p = commands.add_parser('export', help='stage a finished train.py run as a Hub repo folder')
+    p.add_argument('run_dir', help='the run directory (runs/<name>)')
+    p.add_argument('--to', required=True, help='the staged folder, hub/<arch>.<tag>')
+    p.add_argument('--seeds', nargs='*', default=[], help='other-seed runs of the same recipe (for mean and std)')
+    p.add_argument('--diagnostics', help='diagnostics folder (default: RUN/diagnostics)')
+    p = commands.add_parser('push', help='upload a staged folder to the Hub')
+    p.add_argument('folder', help='the staged folder, hub/<arch>.<tag>')
+    p.add_argument('--repo-id', help=f'ORG/NAME (default: {HF_HUB_ORG}/<folder name>)')
+    p.add_argument('--private', action='store_true', help='create the repo private')
+    p.add_argument('--dry-run', action='store_true', help='validate and list what would be uploaded; upload nothing')
+    p = commands.add_parser('seed-cache', help='put staged folders into the local HF cache (for HF_HUB_OFFLINE=1)')
+    p.add_argument('paths', nargs='+', help='staged folders, or hub/ for all of them')
+    p.add_argument('--org', default=HF_HUB_ORG, help='the Hub namespace the models are published under')
+    p.add_argument('--cache-dir', help='HF hub cache (default: $HF_HUB_CACHE, ~/.cache/huggingface/hub)')
+    args = parser.parse_args(argv)
+    try:
+        if args.command == 'export':
+            folder = export_run(args.run_dir, args.to, args.seeds, args.diagnostics)
+            print(f'staged {folder}')
+        elif args.command == 'push':
+            repo_id = args.repo_id or f'{HF_HUB_ORG}/{Path(args.folder).name}'
+            files = push(args.folder, repo_id, private=args.private, dry_run=args.dry_run)
+            verb = 'would upload' if args.dry_run else 'uploaded'
+            print(f'{verb} {len(files)} files to https://huggingface.co/{repo_id}:')
+            print('\n'.join(f'  {size:>10,d}  {name}' for name, size in files))
+        else:
+            for repo_id in seed_cache(args.paths, org=args.org, cache_dir=args.cache_dir):
+                print(f'cached {repo_id}')
+    except HubError as e:
+        sys.exit(f'error: {e}')
+
+
+if __name__ == '__main__':
+    main()

@@ -27,10 +27,15 @@ Paper: "Class-Specific Branch Attention for Gradient Decoupling in Imbalanced PV
 
 Licensed under the Apache License 2.0.
 """
+import hashlib
+import os
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
+from huggingface_hub import try_to_load_from_cache
+from huggingface_hub.errors import LocalEntryNotFoundError
+from safetensors import SafetensorError
 
 from timm.layers import BatchNormAct2d, ConvNormAct, SEModule, SelectAdaptivePool2d, get_device_dtype
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model, resolve_pretrained_cfg
@@ -475,16 +480,62 @@ def _check_pretrained_available(variant: str, kwargs: Dict[str, Any]) -> None:
         )
 
 
+def _cached_weights(cfg) -> Optional[str]:
+    """The HF-cache path of the tag's model.safetensors, if `pretrained=True` loads it from the Hub."""
+    if not cfg.hf_hub_id or cfg.source not in (None, '', 'timm', 'hf-hub') or cfg.file or cfg.url:
+        return None
+    repo_id, _, revision = cfg.hf_hub_id.partition('@')  # timm's 'org/name@revision' form
+    path = try_to_load_from_cache(repo_id, 'model.safetensors', revision=revision or None)
+    return path if isinstance(path, str) else None
+
+
+def _check_cached_weights(variant: str, cfg) -> None:
+    """Raise when the cached weights differ from what the Hub served: their blob is named by its sha256."""
+    path = _cached_weights(cfg)
+    if path is None:
+        return
+    blob = os.path.realpath(path)
+    expected = os.path.basename(blob)
+    if len(expected) != 64:  # not an LFS blob (a hand-made cache): nothing to compare with
+        return
+    sha = hashlib.sha256()
+    with open(blob, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            sha.update(chunk)
+    if sha.hexdigest() != expected:
+        raise RuntimeError(
+            f'The cached weights of {variant} ({path}) do not match their checksum: the file was changed or cut '
+            f'short after download. Delete {os.path.dirname(os.path.dirname(os.path.dirname(path)))} '
+            f'(or run `hf cache delete`) and load again.'
+        )
+
+
 def _create_csba_squeeze(variant: str, pretrained: bool = False, **kwargs) -> CsbaSqueeze:
+    cfg = None
     if pretrained:
         _check_pretrained_available(variant, kwargs)
-    return build_model_with_cfg(
-        CsbaSqueeze,
-        variant,
-        pretrained,
-        feature_cfg=dict(flatten_sequential=True),
-        **kwargs,
-    )
+        cfg = resolve_pretrained_cfg(variant, kwargs.get('pretrained_cfg'), kwargs.get('pretrained_cfg_overlay'))
+        _check_cached_weights(variant, cfg)
+    try:
+        return build_model_with_cfg(
+            CsbaSqueeze,
+            variant,
+            pretrained,
+            feature_cfg=dict(flatten_sequential=True),
+            **kwargs,
+        )
+    except SafetensorError as e:
+        where = _cached_weights(cfg) or cfg.file or cfg.hf_hub_id
+        raise RuntimeError(
+            f'The pretrained weights of {variant} ({where}) are not a readable safetensors file ({e}): the file '
+            f'is truncated or corrupt. Delete it (for a Hub download: `hf cache delete`) and load again.'
+        ) from None
+    except LocalEntryNotFoundError:
+        raise RuntimeError(
+            f'The weights of {variant} ({cfg.hf_hub_id}) are not in the Hugging Face cache and the Hub cannot be '
+            f'reached (HF_HUB_OFFLINE=1 or no network). Download them once online, or seed the cache from '
+            f'staged folders: python -m timm_csba.hub seed-cache hub/'
+        ) from None
 
 
 def _cfg(head_type: str = 'csba', **kwargs) -> Dict[str, Any]:
@@ -494,7 +545,7 @@ def _cfg(head_type: str = 'csba', **kwargs) -> Dict[str, Any]:
     else:
         classifier = tuple(f'head.fc.branches.{i}.fc' for i in range(3))
     return {
-        'num_classes': 4, 'input_size': (3, 300, 300), 'pool_size': (18, 18),
+        'num_classes': 4, 'input_size': (3, 224, 224), 'pool_size': (14, 14),
         'crop_pct': 1.0, 'interpolation': 'bilinear',
         'mean': (0.597, 0.597, 0.597), 'std': (0.161, 0.161, 0.161),
         'first_conv': 'stem.conv', 'classifier': classifier,
@@ -503,8 +554,9 @@ def _cfg(head_type: str = 'csba', **kwargs) -> Dict[str, Any]:
 
 
 def _elpv_cfg(variant: str, head_type: str) -> Dict[str, Any]:
-    # ELPV cells are grayscale; like timm's own weights these are 3-channel (gray replicated), and
-    # timm folds the first conv to in_chans=1 when asked. Weights trained on ELPV inherit its licence.
+    # ELPV cells are grayscale 300x300; like timm's own weights these are 3-channel (gray replicated) and
+    # timm folds the first conv to in_chans=1 when asked. 224 px is the training size of the published
+    # weights (configs/elpv_hub.yaml). Weights trained on ELPV inherit its licence.
     return _cfg(
         head_type=head_type,
         hf_hub_id=f'{HF_HUB_ORG}/{variant}.elpv',

@@ -1,0 +1,287 @@
+"""Hub export, publishing and offline `pretrained=True`: staged folders from train.py runs, model cards, HF cache.
+
+Everything runs offline: the HF cache is a temporary folder seeded from hub/ with `timm_csba.hub.seed_cache`, and
+huggingface_hub is put in offline mode (HF_HUB_OFFLINE), exactly as a user without network after a download.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import huggingface_hub
+import pytest
+import timm
+import torch
+import yaml
+from huggingface_hub import ModelCard, hf_hub_download
+from safetensors.torch import load_file
+
+import timm_csba  # noqa: F401
+from timm_csba.data import attach_transform, build_dataset, build_transforms
+from timm_csba.hub import HubError, export_run, main as hub_main, seed_cache, validate_staged
+from timm_csba.metrics import classification_metrics
+from timm_csba.models.csba_squeeze import HF_HUB_ORG, PUBLISHED_TAGS
+
+ROOT = Path(__file__).resolve().parents[1]
+HUB = ROOT / 'hub'
+PUBLISHED = sorted(PUBLISHED_TAGS)
+
+
+def _run(*args, check=True):
+    result = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT)
+    if check and result.returncode != 0:
+        raise AssertionError(result.stderr[-3000:])
+    return result
+
+
+def _smoke_run(run: Path, seed: int) -> Path:
+    _run(str(ROOT / 'train.py'), '--config', str(ROOT / 'configs' / 'smoke.yaml'), '--output-dir', str(run),
+         '--epochs', '2', '--seed', str(seed))
+    _run('-m', 'timm_csba.diagnose', '--model-dir', str(run / 'best'), '--compare', 'init', '--max-batches', '2',
+         '--batch-size', '8', '--num-workers', '0', '--out', str(run / 'diagnostics'))
+    return run
+
+
+@pytest.fixture(scope='module')
+def smoke_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp('runs')
+    return [_smoke_run(root / f'smoke.s{seed}', seed) for seed in (0, 1)]
+
+
+@pytest.fixture(scope='module')
+def staged_smoke(smoke_runs, tmp_path_factory):
+    return export_run(smoke_runs[0], tmp_path_factory.mktemp('hub') / 'csba_squeeze.smoke', seed_runs=smoke_runs[1:])
+
+
+@pytest.fixture(scope='module')
+def hf_cache(tmp_path_factory):
+    cache = tmp_path_factory.mktemp('hf_cache')
+    if PUBLISHED:
+        seed_cache([HUB], cache_dir=cache)
+    return cache
+
+
+@pytest.fixture
+def offline(hf_cache, monkeypatch):
+    """huggingface_hub offline with the seeded cache, in this process and in subprocesses."""
+    monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_OFFLINE', True)
+    monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_CACHE', str(hf_cache))
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    monkeypatch.setenv('HF_HUB_CACHE', str(hf_cache))
+    return hf_cache
+
+
+# ------------------------------------------------------------------------------------------------ export
+
+
+def test_export_stages_weights_config_card_and_run_record(staged_smoke, smoke_runs):
+    names = {str(p.relative_to(staged_smoke)) for p in staged_smoke.rglob('*') if p.is_file()}
+    assert names >= {'model.safetensors', 'config.json', 'README.md', 'train_args.yaml', 'provenance.json',
+                     'test_metrics.json', 'seeds.json', 'metrics.jsonl', 'confusion_matrix.png',
+                     'diagnostics/diagnostics.json', 'diagnostics/gcm_cosine_backbone.png'}
+    assert load_file(str(staged_smoke / 'model.safetensors')).keys() == \
+        load_file(str(smoke_runs[0] / 'best' / 'model.safetensors')).keys()
+
+    card = ModelCard.load(staged_smoke / 'README.md')
+    test = json.loads((staged_smoke / 'test_metrics.json').read_text())
+    assert card.data.library_name == 'timm' and card.data.license == 'cc-by-nc-sa-4.0'
+    metrics = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    assert metrics == {'accuracy': test['accuracy'], 'f1': test['macro_f1'],
+                       'balanced_accuracy': test['balanced_accuracy']}
+    assert 'timm.create_model("csba_squeeze.smoke", pretrained=True)' in card.text
+    assert 'non-commercial' in card.text and 'Deitsch2021' in card.text
+    assert '![confusion matrix](confusion_matrix.png)' in card.text
+    assert 'diagnostics/gcm_cosine_backbone.png' in card.text
+
+    # two seeds: per-seed metrics, mean and sample std in seeds.json and in the card
+    seeds = json.loads((staged_smoke / 'seeds.json').read_text())
+    accuracies = [json.loads((r / 'test_metrics.json').read_text())['accuracy'] for r in smoke_runs]
+    assert seeds['num_seeds'] == 2 and [s['seed'] for s in seeds['seeds']] == [0, 1]
+    assert seeds['summary']['accuracy']['mean'] == pytest.approx(sum(accuracies) / 2)
+    assert seeds['summary']['accuracy']['std'] == pytest.approx(abs(accuracies[0] - accuracies[1]) / 2 ** 0.5)
+    assert 'mean ± std over 2 seeds' in card.text
+    assert yaml.safe_load((staged_smoke / 'train_args.yaml').read_text())['seed'] == 0
+    assert json.loads((staged_smoke / 'provenance.json').read_text())['command'].startswith('accelerate launch train.py')
+
+
+def test_staged_folder_loads_with_local_dir_and_predicts_like_the_run(staged_smoke, smoke_runs):
+    staged = timm.create_model(f'local-dir:{staged_smoke}', pretrained=True).eval()
+    run = timm.create_model(f'local-dir:{smoke_runs[0] / "best"}', pretrained=True).eval()
+    x = torch.randn(2, 1, 32, 32)
+    torch.testing.assert_close(staged(x), run(x), rtol=0, atol=0)
+
+
+def test_export_refuses_unfinished_runs_and_other_recipes(smoke_runs, tmp_path):
+    unfinished = tmp_path / 'unfinished'
+    unfinished.mkdir()
+    shutil.copyfile(smoke_runs[0] / 'args.yaml', unfinished / 'args.yaml')
+    with pytest.raises(HubError, match='not a finished train.py run.*best/model.safetensors'):
+        export_run(unfinished, tmp_path / 'out')
+
+    other = tmp_path / 'other'
+    shutil.copytree(smoke_runs[1], other)
+    args = yaml.safe_load((other / 'args.yaml').read_text())
+    (other / 'args.yaml').write_text(yaml.safe_dump(dict(args, img_size=64)))
+    with pytest.raises(HubError, match='not another seed.*img_size'):
+        export_run(smoke_runs[0], tmp_path / 'out', seed_runs=[other])
+
+    no_diagnostics = tmp_path / 'no_diag'
+    shutil.copytree(smoke_runs[0], no_diagnostics, ignore=shutil.ignore_patterns('diagnostics'))
+    with pytest.raises(HubError, match='no diagnostics.json.*timm_csba.diagnose'):
+        export_run(no_diagnostics, tmp_path / 'out')
+    assert not (tmp_path / 'out').exists()
+
+
+def test_push_dry_run_lists_the_files_and_uploads_nothing(staged_smoke, capsys, monkeypatch):
+    monkeypatch.setattr(huggingface_hub, 'HfApi', lambda *a, **k: pytest.fail('--dry-run must not reach the Hub'))
+    hub_main(['push', str(staged_smoke), '--repo-id', 'someone/csba_squeeze.smoke', '--dry-run'])
+    out = capsys.readouterr().out
+    assert 'would upload' in out and 'https://huggingface.co/someone/csba_squeeze.smoke' in out
+    for name in ('model.safetensors', 'config.json', 'README.md', 'diagnostics/diagnostics.json', 'seeds.json'):
+        assert f'  {name}\n' in out
+
+
+def test_validation_rejects_a_card_that_disagrees_and_broken_weights(staged_smoke, tmp_path):
+    folder = tmp_path / 'staged'
+    shutil.copytree(staged_smoke, folder)
+    card = (folder / 'README.md').read_text()
+    test = json.loads((folder / 'test_metrics.json').read_text())
+    (folder / 'README.md').write_text(card.replace(f'value: {test["accuracy"]}', 'value: 0.99', 1))
+    with pytest.raises(HubError, match='README.md reports'):
+        validate_staged(folder)
+    (folder / 'README.md').write_text(card)
+    weights = (folder / 'model.safetensors').read_bytes()
+    (folder / 'model.safetensors').write_bytes(weights[:len(weights) // 2])
+    with pytest.raises(SystemExit, match='not a readable safetensors file'):
+        hub_main(['push', str(folder), '--dry-run'])
+
+
+def test_seed_cache_writes_the_layout_huggingface_hub_reads(staged_smoke, tmp_path, monkeypatch):
+    cache = tmp_path / 'cache'
+    assert seed_cache([staged_smoke.parent], org='someone', cache_dir=cache) == ['someone/csba_squeeze.smoke']
+    storage = cache / 'models--someone--csba_squeeze.smoke'
+    commit = (storage / 'refs' / 'main').read_text()
+    weights = storage / 'snapshots' / commit / 'model.safetensors'
+    assert weights.is_symlink() and len(os.path.basename(os.path.realpath(weights))) == 64  # sha256, as LFS
+    monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_OFFLINE', True)
+    path = hf_hub_download('someone/csba_squeeze.smoke', 'config.json', cache_dir=cache)
+    assert Path(path).read_text() == (staged_smoke / 'config.json').read_text()
+    # hf-hub: reads config.json and the weights from the cache
+    monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_CACHE', str(cache))
+    model = timm.create_model('hf-hub:someone/csba_squeeze.smoke', pretrained=True)
+    for key, value in load_file(str(staged_smoke / 'model.safetensors')).items():
+        assert torch.equal(model.state_dict()[key], value), key
+
+
+# ------------------------------------------------------------------------------------------------ published weights
+
+needs_published = pytest.mark.skipif(not PUBLISHED, reason='no published tags')
+
+
+@needs_published
+@pytest.mark.parametrize('tag', PUBLISHED)
+def test_staged_folder_matches_registry_cfg_and_its_own_record(tag):
+    folder = HUB / tag
+    validate_staged(folder)  # weights match the architecture, card metrics == test_metrics.json
+    config = json.loads((folder / 'config.json').read_text())
+    registry = timm.models.get_pretrained_cfg(tag).to_dict()
+    arch = tag.split('.')[0]
+    assert config['architecture'] == arch and config['num_classes'] == registry['num_classes']
+    for key in ('input_size', 'mean', 'std', 'crop_pct', 'interpolation', 'license', 'label_names'):
+        want, got = registry[key], config['pretrained_cfg'][key]
+        if isinstance(want, (tuple, list)):
+            want, got = list(want), list(got)
+        assert got == want, key
+    assert registry['hf_hub_id'] == f'{HF_HUB_ORG}/{tag}'
+    args = yaml.safe_load((folder / 'train_args.yaml').read_text())
+    provenance = json.loads((folder / 'provenance.json').read_text())
+    test = json.loads((folder / 'test_metrics.json').read_text())
+    assert args['model'] == arch and args['dataset'] == 'elpv' and test['seed'] == args['seed']
+    assert len(provenance['git_commit']) == 40 and provenance['git_dirty'] is False
+    assert (folder / 'model.safetensors').stat().st_size < 10 * 2 ** 20
+
+
+@needs_published
+@pytest.mark.parametrize('tag', PUBLISHED)
+def test_pretrained_true_loads_the_staged_weights_bit_identical(tag, offline):
+    staged = load_file(str(HUB / tag / 'model.safetensors'))
+    arch = tag.split('.')[0]
+    assert timm.models.get_pretrained_cfg(arch).tag == tag.split('.')[1]  # the default tag of the architecture
+    for name in (arch, tag):
+        model = timm.create_model(name, pretrained=True)
+        state = model.state_dict()
+        assert state.keys() == staged.keys()
+        for key, value in staged.items():
+            assert torch.equal(state[key], value), key
+    via_hub_id = timm.create_model(f'hf-hub:{HF_HUB_ORG}/{tag}', pretrained=True)
+    via_local_dir = timm.create_model(f'local-dir:{HUB / tag}', pretrained=True)
+    for model in (via_hub_id, via_local_dir):
+        assert all(torch.equal(model.state_dict()[k], v) for k, v in staged.items())
+
+    # fine-tuning: the classifier is re-created for 2 classes, everything else loads
+    finetune = timm.create_model(tag, pretrained=True, num_classes=2)
+    classifier = set(timm.models.get_pretrained_cfg(tag).classifier)
+    for key, value in finetune.state_dict().items():
+        if key.rsplit('.', 1)[0] in classifier:
+            assert value.shape[0] == 2, key
+        else:
+            assert torch.equal(value, staged[key]), key
+
+
+@needs_published
+@pytest.mark.parametrize('tag', PUBLISHED)
+def test_card_metrics_reproduce_on_the_elpv_test_split(tag, offline):
+    model = timm.create_model(tag, pretrained=True).eval()
+    args = yaml.safe_load((HUB / tag / 'train_args.yaml').read_text())
+    test_split = build_dataset('elpv', seed=args['split_seed'], val_fraction=args['val_fraction'],
+                               test_fraction=args['test_fraction'])['test']
+    loader = torch.utils.data.DataLoader(attach_transform(test_split, build_transforms(model, is_training=False)),
+                                         batch_size=64)
+    predictions, labels = [], []
+    with torch.inference_mode():
+        for batch in loader:
+            predictions.append(model(batch['pixel_values']).argmax(1))
+            labels.append(batch['label'])
+    names = test_split.features['label'].names
+    metrics = classification_metrics(torch.cat(labels), torch.cat(predictions), names)
+    card = {r.metric_type: r.metric_value for r in ModelCard.load(HUB / tag / 'README.md').data.eval_results}
+    assert metrics['num_samples'] == 525
+    assert metrics['accuracy'] == card['accuracy'] and metrics['macro_f1'] == card['f1']
+
+
+@needs_published
+def test_corrupt_or_missing_weights_give_one_clear_error(tmp_path, monkeypatch):
+    tag = PUBLISHED[0]
+    cache = tmp_path / 'cache'
+    seed_cache([HUB / tag], cache_dir=cache)
+    monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_OFFLINE', True)
+    monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_CACHE', str(cache))
+    blob = Path(os.path.realpath(hf_hub_download(f'{HF_HUB_ORG}/{tag}', 'model.safetensors')))
+    original = blob.read_bytes()
+
+    tampered = bytearray(original)
+    tampered[-5] ^= 0xFF  # one weight changed: still valid safetensors, wrong checksum
+    blob.write_bytes(bytes(tampered))
+    with pytest.raises(RuntimeError, match='do not match their checksum.*load again'):
+        timm.create_model(tag, pretrained=True)
+    blob.write_bytes(original[:len(original) // 3])
+    with pytest.raises(RuntimeError, match='do not match their checksum'):
+        timm.create_model(tag, pretrained=True)
+
+    # a truncated local file (no checksum to compare with) fails as unreadable safetensors
+    truncated = tmp_path / 'model.safetensors'
+    truncated.write_bytes(original[:len(original) // 3])
+    with pytest.raises(RuntimeError, match='not a readable safetensors file'):
+        timm.create_model(tag, pretrained=True, pretrained_cfg_overlay=dict(file=str(truncated)))
+
+    monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_CACHE', str(tmp_path / 'empty'))
+    with pytest.raises(RuntimeError, match='not in the Hugging Face cache.*seed-cache hub/'):
+        timm.create_model(tag, pretrained=True)
+
+
+def test_tag_without_weights_says_so():
+    unpublished = sorted(set(timm.list_models('csba_*', pretrained=True)) - PUBLISHED_TAGS)
+    with pytest.raises(RuntimeError, match=f'No pretrained weights are published for .{unpublished[0]}'):
+        timm.create_model(unpublished[0], pretrained=True)
