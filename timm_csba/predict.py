@@ -7,7 +7,7 @@
 --model is a timm name with published weights (`csba_squeeze.elpv`), `hf-hub:ORG/NAME`, `local-dir:FOLDER` or a
 folder in timm's Hub format (a train.py run's best/, a staged hub/ folder). Folders given as inputs are searched
 recursively for images. Images are preprocessed exactly as the model's pretrained config says (timm's eval
-transform); grayscale, 16-bit and palette images are converted to what the model takes (in_chans 1 or 3).
+transform); grayscale, 16-bit, palette and colour images are converted to what the model takes (in_chans 1 or 3).
 """
 import argparse
 import csv
@@ -63,19 +63,23 @@ def find_images(inputs: Sequence[str]) -> List[Path]:
 
 
 def load_image(path: Path) -> Image.Image:
-    """Decode an image fully; 16-bit and float grayscale are scaled to 8 bits (their full range to 0-255)."""
+    """Decode an image fully. 16-bit grayscale maps its range onto 8 bits (v / 257, so an 8-bit image saved as
+    16 bits comes back unchanged); 32-bit integer and float images are stretched from their min to their max."""
     try:
         with Image.open(path) as opened:
             opened.load()
-            image = opened.copy() if opened.mode in ('I', 'I;16', 'I;16B', 'F') else opened.convert(opened.mode)
+            image = opened.copy()
     except (OSError, ValueError, SyntaxError) as e:
         raise PredictError(f'cannot decode image {path}: {e}. Remove or replace the file.') from None
-    if image.mode in ('I', 'I;16', 'I;16B', 'F'):
+    if image.mode in ('I;16', 'I;16B', 'I;16L'):
+        pixels = np.asarray(image, dtype=np.float64) / 257
+    elif image.mode in ('I', 'F'):
         pixels = np.asarray(image, dtype=np.float64)
         low, high = pixels.min(), pixels.max()
-        scaled = (pixels - low) / (high - low) * 255 if high > low else np.zeros_like(pixels)
-        image = Image.fromarray(scaled.round().astype(np.uint8), mode='L')
-    return image
+        pixels = (pixels - low) / (high - low) * 255 if high > low else np.zeros_like(pixels)
+    else:
+        return image
+    return Image.fromarray(pixels.round().astype(np.uint8), mode='L')
 
 
 class _Images(torch.utils.data.Dataset):

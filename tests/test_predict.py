@@ -1,0 +1,97 @@
+"""python -m timm_csba.predict: files and folders in, top-k class names out (CSV/JSON), any image mode."""
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import timm
+import torch
+from PIL import Image
+
+from timm_csba.data import _elpv_root, build_transforms
+from timm_csba.hub import save_pretrained
+from timm_csba.predict import main, predict
+
+NAMES = ['functional', 'possibly_defective', 'likely_defective', 'defective']
+ELPV_IMAGES = sorted((_elpv_root() / 'images').glob('*.png'))[:5]
+
+
+def _model_folder(path: Path, in_chans: int) -> Path:
+    torch.manual_seed(0)
+    model = timm.create_model('csba_squeeze', num_classes=4, in_chans=in_chans).eval()
+    data_config = dict(input_size=(in_chans, 48, 48), mean=(0.597,) * in_chans, std=(0.161,) * in_chans,
+                       interpolation='bilinear', crop_pct=1.0)
+    return save_pretrained(model, path, NAMES, data_config, model_args=dict(in_chans=in_chans))
+
+
+@pytest.fixture(scope='module')
+def gray_model(tmp_path_factory):
+    return _model_folder(tmp_path_factory.mktemp('models') / 'gray', in_chans=1)
+
+
+@pytest.fixture(scope='module')
+def images(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('images')
+    for path in ELPV_IMAGES[:3]:
+        (folder / 'cells').mkdir(exist_ok=True)
+        (folder / 'cells' / path.name).write_bytes(path.read_bytes())
+    (folder / 'cells' / 'notes.txt').write_text('not an image')
+    return folder
+
+
+def test_csv_for_files_and_folders_with_class_names(gray_model, images, tmp_path):
+    out = tmp_path / 'predictions.csv'
+    main(['--model', str(gray_model), str(images / 'cells'), str(ELPV_IMAGES[4]), '--top-k', '2',
+          '--batch-size', '2', '--output', str(out)])
+    rows = list(csv.reader(out.open()))
+    assert rows[0] == ['path', 'label_1', 'probability_1', 'label_2', 'probability_2']
+    assert [Path(r[0]).name for r in rows[1:]] == [p.name for p in ELPV_IMAGES[:3]] + [ELPV_IMAGES[4].name]
+    for row in rows[1:]:
+        assert row[1] in NAMES and row[3] in NAMES and row[1] != row[3]
+        assert 1 >= float(row[2]) >= float(row[4]) >= 0
+
+
+def test_json_top1_is_the_models_argmax_under_its_eval_transform(gray_model, capsys):
+    main(['--model', f'local-dir:{gray_model}', *map(str, ELPV_IMAGES), '--format', 'json', '--top-k', '4'])
+    rows = json.loads(capsys.readouterr().out)
+    model = timm.create_model(f'local-dir:{gray_model}', pretrained=True).eval()
+    transform = build_transforms(model, is_training=False)
+    with torch.no_grad():
+        probs = model(torch.stack([transform(Image.open(p)) for p in ELPV_IMAGES])).softmax(-1)
+    for row, p in zip(rows, probs):
+        assert row['label'] == NAMES[int(p.argmax())]
+        assert sum(t['probability'] for t in row['top_k']) == pytest.approx(1.0, abs=1e-5)
+        assert row['probability'] == pytest.approx(float(p.max()), abs=1e-6)
+
+
+def test_grayscale_16_bit_and_colour_images_for_1_and_3_channel_models(gray_model, tmp_path):
+    cell = np.asarray(Image.open(ELPV_IMAGES[0]))
+    Image.fromarray(cell.astype(np.uint16) * 257).save(tmp_path / 'cell16.png')  # 16-bit grayscale, I;16
+    Image.fromarray(np.stack([cell] * 3, -1)).save(tmp_path / 'cell_rgb.png')
+    Image.open(ELPV_IMAGES[0]).save(tmp_path / 'cell_gray.png')
+    assert Image.open(tmp_path / 'cell16.png').mode.startswith('I')
+    paths = sorted(tmp_path.glob('cell*.png'))
+    rgb_model = timm.create_model(f'local-dir:{_model_folder(tmp_path / "rgb", in_chans=3)}', pretrained=True)
+    for model in (timm.create_model(f'local-dir:{gray_model}', pretrained=True), rgb_model):
+        rows = predict(model, paths, top_k=1)
+        # 8-bit gray, the same cell as 16-bit gray and as RGB: one prediction
+        assert len({r['label'] for r in rows}) == 1
+        probability = {Path(r['path']).name: r['probability'] for r in rows}
+        assert probability['cell_gray.png'] == pytest.approx(probability['cell_rgb.png'], abs=1e-6)
+        assert probability['cell_gray.png'] == pytest.approx(probability['cell16.png'], abs=1e-6)
+
+
+def test_bad_input_gets_one_clear_error(gray_model, tmp_path):
+    bad = tmp_path / 'broken.png'
+    bad.write_bytes(ELPV_IMAGES[0].read_bytes()[:200])
+    with pytest.raises(SystemExit, match=f'cannot decode image {bad}'):
+        main(['--model', str(gray_model), str(bad)])
+    with pytest.raises(SystemExit, match='does not exist'):
+        main(['--model', str(gray_model), str(tmp_path / 'missing.png')])
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    with pytest.raises(SystemExit, match='no images'):
+        main(['--model', str(gray_model), str(empty)])
+    with pytest.raises(SystemExit, match="unknown model 'csba_squeze'; did you mean csba_squeeze"):
+        main(['--model', 'csba_squeze', str(ELPV_IMAGES[0])])
