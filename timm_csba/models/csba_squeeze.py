@@ -34,7 +34,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import torch
 import torch.nn as nn
 from huggingface_hub import try_to_load_from_cache
-from huggingface_hub.errors import LocalEntryNotFoundError
+from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
 from safetensors import SafetensorError
 
 from timm.layers import BatchNormAct2d, ConvNormAct, SEModule, SelectAdaptivePool2d, get_device_dtype
@@ -535,6 +535,11 @@ def _create_csba_squeeze(variant: str, pretrained: bool = False, **kwargs) -> Cs
             f'The weights of {variant} ({cfg.hf_hub_id}) are not in the Hugging Face cache and the Hub cannot be '
             f'reached (HF_HUB_OFFLINE=1 or no network). Download them once online, or seed the cache from '
             f'staged folders: python -m timm_csba.hub seed-cache hub/'
+        ) from None
+    except RepositoryNotFoundError:
+        raise RuntimeError(
+            f'The Hub has no repo {cfg.hf_hub_id} (not published yet, or private without a token). From a '
+            f'timm_csba checkout, python -m timm_csba.hub seed-cache hub/ puts the staged weights in the local cache.'
         ) from None
 
 
