@@ -489,15 +489,18 @@ def _cached_weights(cfg) -> Optional[str]:
     return path if isinstance(path, str) else None
 
 
-def _check_cached_weights(variant: str, cfg) -> None:
-    """Raise when the cached weights differ from what the Hub served: their blob is named by its sha256."""
+def _check_cached_weights(variant: str, cfg) -> bool:
+    """Raise when the cached weights differ from what the Hub served: their blob is named by its sha256.
+
+    Returns whether a cached file was checked (False before the first download).
+    """
     path = _cached_weights(cfg)
     if path is None:
-        return
+        return False
     blob = os.path.realpath(path)
     expected = os.path.basename(blob)
     if len(expected) != 64:  # not an LFS blob (a hand-made cache): nothing to compare with
-        return
+        return True
     sha = hashlib.sha256()
     with open(blob, 'rb') as f:
         for chunk in iter(lambda: f.read(1 << 20), b''):
@@ -505,19 +508,20 @@ def _check_cached_weights(variant: str, cfg) -> None:
     if sha.hexdigest() != expected:
         raise RuntimeError(
             f'The cached weights of {variant} ({path}) do not match their checksum: the file was changed or cut '
-            f'short after download. Delete {os.path.dirname(os.path.dirname(os.path.dirname(path)))} '
-            f'(or run `hf cache delete`) and load again.'
+            f'short after download. Delete {os.path.dirname(os.path.dirname(os.path.dirname(path)))} and load '
+            f'again.'
         )
+    return True
 
 
 def _create_csba_squeeze(variant: str, pretrained: bool = False, **kwargs) -> CsbaSqueeze:
-    cfg = None
+    cfg, checked = None, False
     if pretrained:
         _check_pretrained_available(variant, kwargs)
         cfg = resolve_pretrained_cfg(variant, kwargs.get('pretrained_cfg'), kwargs.get('pretrained_cfg_overlay'))
-        _check_cached_weights(variant, cfg)
+        checked = _check_cached_weights(variant, cfg)
     try:
-        return build_model_with_cfg(
+        model = build_model_with_cfg(
             CsbaSqueeze,
             variant,
             pretrained,
@@ -528,7 +532,7 @@ def _create_csba_squeeze(variant: str, pretrained: bool = False, **kwargs) -> Cs
         where = _cached_weights(cfg) or cfg.file or cfg.hf_hub_id
         raise RuntimeError(
             f'The pretrained weights of {variant} ({where}) are not a readable safetensors file ({e}): the file '
-            f'is truncated or corrupt. Delete it (for a Hub download: `hf cache delete`) and load again.'
+            f'is truncated or corrupt. Delete it (for a Hub download, its folder in the HF cache) and load again.'
         ) from None
     except LocalEntryNotFoundError:
         raise RuntimeError(
@@ -541,6 +545,9 @@ def _create_csba_squeeze(variant: str, pretrained: bool = False, **kwargs) -> Cs
             f'The Hub has no repo {cfg.hf_hub_id} (not published yet, or private without a token). From a '
             f'timm_csba checkout, python -m timm_csba.hub seed-cache hub/ puts the staged weights in the local cache.'
         ) from None
+    if pretrained and not checked:
+        _check_cached_weights(variant, cfg)  # just downloaded
+    return model
 
 
 def _cfg(head_type: str = 'csba', **kwargs) -> Dict[str, Any]:
