@@ -238,6 +238,8 @@ def model_card(folder: os.PathLike, repo_name: str) -> str:
     pngs = sorted(p.name for p in (folder / 'diagnostics').glob('*.png'))
     pictures = '\n'.join(f'![{p}](diagnostics/{p})' for p in pngs)
     packages = ', '.join(f'{k} {v}' for k, v in prov['packages'].items() if v)
+    history = [json.loads(line) for line in (folder / 'metrics.jsonl').read_text().splitlines()]
+    train_minutes = sum(r['epoch_time_s'] for r in history) / 60
     in_chans, height, width = cfg['input_size']
     what = (timm.models.model_entrypoint(arch).__doc__ or '').strip().splitlines()[0]
     val_pct, test_pct = round(100 * args['val_fraction']), round(100 * args['test_fraction'])
@@ -245,7 +247,7 @@ def model_card(folder: os.PathLike, repo_name: str) -> str:
     body = f"""
 # {repo_name}
 
-`{arch}` from [timm_csba](https://github.com/timm-csba/timm_csba): a SqueezeNet-style tri-path CNN (eight Fire
+`{arch}` from `timm_csba` (the CSBA family in timm's registry): a SqueezeNet-style tri-path CNN (eight Fire
 modules with 1×1, 3×3 and 3×3 expands) whose three classifier branches share one backbone. This variant's head:
 {what} Trained from scratch on the ELPV electroluminescence solar-cell images to grade a cell's defect probability into four classes:
 {', '.join(f'`{n}`' for n in names)} (annotator probability 0, 1/3, 2/3, 1).
@@ -301,7 +303,7 @@ f"; at initialisation {_fmt(init['mean_off_diagonal'])} and {_fmt(init['mean_mos
 
 - Command: `{prov['command']}` (config `{Path(args['config']).name}`, recorded in full in `train_args.yaml`),
   seed {args['seed']}, dataset split seed {args['split_seed']}; {prov['num_processes']} process(es) on
-  {prov['device']}, mixed precision `{prov['mixed_precision']}`.
+  {prov['device']}, mixed precision `{prov['mixed_precision']}`; {len(history)} epochs in {train_minutes:.1f} min.
 - Code: timm_csba commit `{prov['git_commit']}`{' (with uncommitted changes)' if prov.get('git_dirty') else ''};
   Python {prov['python']}; {packages}.
 - Recipe: {args['opt']} lr {args['lr']}, weight decay {args['weight_decay']}, {args['sched']} schedule,

@@ -60,7 +60,7 @@ HEAD_TYPES = ('csba', 'sum', 'shared', 'gradnorm', 'heads')
 
 # Tags whose weights are published on the Hub. A tag outside this set has a config (where its weights
 # will live) but no weights yet; `pretrained=True` for it raises instead of failing deep inside a download.
-PUBLISHED_TAGS: frozenset = frozenset()
+PUBLISHED_TAGS: frozenset = frozenset({'csba_squeeze.elpv', 'csba_squeeze_sum.elpv'})
 
 
 @register_notrace_function
