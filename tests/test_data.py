@@ -130,8 +130,9 @@ def test_class_counts_include_empty_classes():
 
 
 def test_transforms_follow_the_models_channels(elpv):
-    gray_model = timm.create_model('csba_squeeze', in_chans=1)
-    rgb_model = timm.create_model('csba_squeeze', in_chans=3)
+    native = dict(input_size=(3, 300, 300))  # the cells' own size: the eval transform only normalises
+    gray_model = timm.create_model('csba_squeeze', in_chans=1, pretrained_cfg_overlay=native)
+    rgb_model = timm.create_model('csba_squeeze', in_chans=3, pretrained_cfg_overlay=native)
     image = elpv['test'][0]['image']
     gray = build_transforms(gray_model, is_training=False)(image)
     rgb = build_transforms(rgb_model, is_training=False)(image)
