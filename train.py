@@ -7,8 +7,8 @@
 
 Flags override the YAML config; the resolved config is saved as RUN/args.yaml. Precision (--mixed_precision)
 and the number of processes come from `accelerate launch`, not from this script. The run directory holds
-args.yaml, provenance.json (command, git commit, versions), metrics.jsonl, checkpoints/ (accelerate states: the last --keep-last plus the best), best/ (timm Hub
-format), test_metrics.json and confusion_matrix.png.
+args.yaml, provenance.json (command, git commit, versions), metrics.jsonl, checkpoints/ (accelerate states: the
+last --keep-last plus the best), best/ (timm Hub format), test_metrics.json and confusion_matrix.png.
 """
 import argparse
 import difflib
@@ -131,19 +131,15 @@ def run_dir_of(path: Path) -> Path:
 
 
 def provenance(accelerator) -> dict:
-    """What produced this run, for the model card: command, git commit, package versions, hardware.
-
-    A copy of the repository without .git (e.g. a working tree shipped to a GPU machine) can name its commit in
-    $TIMM_CSBA_GIT_COMMIT; the commit is then reported as given, not checked.
-    """
+    """What produced this run, for the model card: command, git commit, package versions, hardware."""
     try:
         root = Path(__file__).resolve().parent
         commit = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=root, capture_output=True, text=True,
                                 check=True).stdout.strip()
         dirty = bool(subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=root,
                                     capture_output=True, text=True, check=True).stdout.strip())
-    except (OSError, subprocess.CalledProcessError):
-        commit, dirty = os.environ.get('TIMM_CSBA_GIT_COMMIT'), None
+    except (OSError, subprocess.CalledProcessError):  # not a git checkout (e.g. an unpacked sdist)
+        commit, dirty = None, None
     return {
         'command': 'accelerate launch train.py ' + ' '.join(sys.argv[1:]),
         'git_commit': commit, 'git_dirty': dirty,

@@ -58,8 +58,9 @@ FIRE_STAGES = (
 STEM_CHS = 64
 HEAD_TYPES = ('csba', 'sum', 'shared', 'gradnorm', 'heads')
 
-# Tags whose weights are published on the Hub. A tag outside this set has a config (where its weights
-# will live) but no weights yet; `pretrained=True` for it raises instead of failing deep inside a download.
+# Tags with trained weights: staged in the repo's hub/<tag>/, which is the Hub repo at the tag's hf_hub_id. A tag
+# outside this set has a config (where its weights will live) but no weights; `pretrained=True` for it raises
+# instead of failing deep inside a download.
 PUBLISHED_TAGS: frozenset = frozenset({'csba_squeeze.elpv', 'csba_squeeze_sum.elpv'})
 
 
