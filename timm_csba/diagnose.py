@@ -22,9 +22,9 @@ import yaml
 
 from .data import DatasetError, attach_transform, build_dataset, build_transforms, class_counts
 from .diagnostics import (
-    analyze, file_sha256, plot_comparison, plot_matrix, spearman, to_jsonable,
+    analyze, plot_comparison, plot_matrix, spearman, to_jsonable,
 )
-from .files import atomic_path, write_json
+from .files import atomic_path, file_sha256, write_json
 from .losses import create_loss_from_config
 
 

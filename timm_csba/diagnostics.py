@@ -13,7 +13,6 @@ Matrices, for classes i, j:
                  differ (the gradient-magnitude similarity of PCGrad); equals the cosine for equal norms.
 A class absent from the split has NaN in its row and column (listed in `absent_classes`), never a silent 0.
 """
-import hashlib
 import itertools
 import math
 import re
@@ -27,7 +26,7 @@ import torch.nn as nn
 __all__ = [
     'select_parameters', 'class_batches', 'per_class_gradients', 'conflict_matrices', 'conflict_summary',
     'branch_gradient_shares', 'attention_overlap', 'class_mean_features', 'angle_matrix', 'spearman',
-    'file_sha256', 'plot_matrix', 'plot_comparison', 'analyze', 'to_jsonable', 'branch_parameter_sets',
+    'plot_matrix', 'plot_comparison', 'analyze', 'to_jsonable', 'branch_parameter_sets',
     'attention_gates',
 ]
 
@@ -253,14 +252,6 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> Dict[str, float]:
         return {'rho': math.nan, 'p_value': math.nan, 'n': len(pairs)}
     result = spearmanr([a for a, _ in pairs], [b for _, b in pairs])
     return {'rho': float(result.statistic), 'p_value': float(result.pvalue), 'n': len(pairs)}
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # ------------------------------------------------------------------------------------------------ pictures

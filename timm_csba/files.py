@@ -1,4 +1,5 @@
 """Atomic file and folder writes: a kill mid-write leaves the previous version or nothing, never half a file."""
+import hashlib
 import json
 import os
 import shutil
@@ -9,7 +10,7 @@ from typing import Any, Iterator
 
 import yaml
 
-__all__ = ['atomic_path', 'write_text', 'write_json', 'write_yaml', 'replace_dir']
+__all__ = ['atomic_path', 'write_text', 'write_json', 'write_yaml', 'replace_dir', 'file_sha256']
 
 
 @contextmanager
@@ -59,3 +60,12 @@ def replace_dir(tmp_dir: os.PathLike, target: os.PathLike) -> None:
     os.replace(tmp_dir, target)
     if old.exists():
         shutil.rmtree(old)
+
+
+def file_sha256(path: os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            digest.update(chunk)
+    return digest.hexdigest()

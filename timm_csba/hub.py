@@ -29,7 +29,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from timm.models._hub import save_config_for_hf
 
-from .files import replace_dir
+from .files import file_sha256, replace_dir
 from .models.csba_squeeze import HF_HUB_ORG
 
 __all__ = ['save_pretrained', 'export_run', 'validate_staged', 'push', 'seed_cache', 'HubError']
@@ -406,9 +406,9 @@ def push(folder: os.PathLike, repo_id: str, private: bool = False, dry_run: bool
 
 
 def _etag(path: Path) -> str:
-    data = path.read_bytes()
     if path.suffix in LFS_SUFFIXES:
-        return hashlib.sha256(data).hexdigest()
+        return file_sha256(path)
+    data = path.read_bytes()
     return hashlib.sha1(b'blob %d\0' % len(data) + data).hexdigest()  # git's blob id, the Hub's etag
 
 

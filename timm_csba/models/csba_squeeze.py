@@ -27,7 +27,6 @@ Paper: "Class-Specific Branch Attention for Gradient Decoupling in Imbalanced PV
 
 Licensed under the Apache License 2.0.
 """
-import hashlib
 import os
 from typing import Any, Dict, List, Optional, Tuple, Union
 
@@ -42,6 +41,8 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, register_mo
 from timm.models import register_notrace_function
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint, checkpoint_seq
+
+from ..files import file_sha256
 
 __all__ = ['CsbaSqueeze', 'TriPathFire', 'BranchClassifier', 'ClassSpecificHeads', 'CsbaHead', 'HEAD_TYPES']
 
@@ -468,9 +469,8 @@ class CsbaSqueeze(nn.Module):
         return x
 
 
-def _check_pretrained_available(variant: str, kwargs: Dict[str, Any]) -> None:
+def _check_pretrained_available(variant: str, cfg) -> None:
     """Raise a clear error when `pretrained=True` would download weights that are not published yet."""
-    cfg = resolve_pretrained_cfg(variant, kwargs.get('pretrained_cfg'), kwargs.get('pretrained_cfg_overlay'))
     loads_from_registry = cfg.source in (None, '', 'timm') and not (cfg.state_dict or cfg.file or cfg.url)
     name = f'{variant}.{cfg.tag}' if cfg.tag else variant
     if loads_from_registry and name not in PUBLISHED_TAGS:
@@ -502,11 +502,7 @@ def _check_cached_weights(variant: str, cfg) -> bool:
     expected = os.path.basename(blob)
     if len(expected) != 64:  # not an LFS blob (a hand-made cache): nothing to compare with
         return True
-    sha = hashlib.sha256()
-    with open(blob, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            sha.update(chunk)
-    if sha.hexdigest() != expected:
+    if file_sha256(blob) != expected:
         raise RuntimeError(
             f'The cached weights of {variant} ({path}) do not match their checksum: the file was changed or cut '
             f'short after download. Delete {os.path.dirname(os.path.dirname(os.path.dirname(path)))} and load '
@@ -518,8 +514,8 @@ def _check_cached_weights(variant: str, cfg) -> bool:
 def _create_csba_squeeze(variant: str, pretrained: bool = False, **kwargs) -> CsbaSqueeze:
     cfg, checked = None, False
     if pretrained:
-        _check_pretrained_available(variant, kwargs)
         cfg = resolve_pretrained_cfg(variant, kwargs.get('pretrained_cfg'), kwargs.get('pretrained_cfg_overlay'))
+        _check_pretrained_available(variant, cfg)
         checked = _check_cached_weights(variant, cfg)
     try:
         model = build_model_with_cfg(
