@@ -5,8 +5,10 @@
     accelerate launch train.py --resume runs/elpv            # continue a killed run
     ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --num_processes 2 train.py --config configs/smoke.yaml
 
-Flags override the YAML config; the resolved config is saved as RUN/args.yaml. Precision (--mixed_precision)
-and the number of processes come from `accelerate launch`, not from this script. The run directory holds
+Flags override the YAML config; the resolved config is saved as RUN/args.yaml. The number of processes comes
+from `accelerate launch`; precision is --mixed-precision (auto: bf16 where the CPU or GPU runs it natively, or
+what `accelerate launch --mixed_precision` asked for), threads --threads (auto: the cores shared among the local
+processes, whatever OMP_NUM_THREADS the launcher set). The run directory holds
 args.yaml, provenance.json (command, git commit, versions), metrics.jsonl, checkpoints/ (accelerate states: the
 last --keep-last plus the best), best/ (timm Hub format), test_metrics.json and confusion_matrix.png.
 """
@@ -26,8 +28,8 @@ from pathlib import Path
 import timm
 import torch
 import yaml
-from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from accelerate import Accelerator, PartialState
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, parse_flag_from_env, set_seed
 from timm.data import resolve_data_config
 from timm.models import get_pretrained_cfg_value
 from timm.optim import create_optimizer_v2
@@ -35,12 +37,16 @@ from timm.scheduler import create_scheduler_v2
 from tqdm.auto import tqdm
 
 import timm_csba  # noqa: F401  (registers csba_* in timm)
-from timm_csba.data import DATASETS, DatasetError, attach_transform, build_dataset, build_transforms, class_counts
+from timm_csba.data import (DATASETS, DatasetError, attach_transform, build_dataset, build_transforms, class_counts,
+                            default_num_workers)
 from timm_csba.diagnostics import analyze
 from timm_csba.files import atomic_path, replace_dir, write_json, write_text, write_yaml
 from timm_csba.hub import save_pretrained
 from timm_csba.losses import LOSSES, create_loss_from_config
 from timm_csba.metrics import METRICS, classification_metrics, save_confusion_matrix
+from timm_csba.runtime import (PRECISIONS, PrecisionError, compile_in_place, compiled_graphs, cpu_threads,
+                               resolve_mixed_precision)
+from timm_csba.tensor_input import TENSOR_AUGMENTS, BatchAugment, cached_pixels, collate_pixels, normalize
 
 # ------------------------------------------------------------------------------------------------ config
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -62,7 +68,11 @@ g.add_argument('--img-size', type=int, help='square training size (default: the 
 g.add_argument('--mean', type=float, nargs='+', help='normalisation mean (default: the model\'s cfg)')
 g.add_argument('--std', type=float, nargs='+', help='normalisation std (default: the model\'s cfg)')
 g.add_argument('--augment', type=yaml.safe_load, default={}, help='timm create_transform train options as YAML')
-g.add_argument('--num-workers', type=int, default=1, help='DataLoader workers per process')
+g.add_argument('--input-pipeline', default='auto', choices=('auto', 'tensor', 'pil'),
+               help='tensor: images decoded once into a uint8 cache and augmented as batches where the model runs '
+                    '(no DataLoader worker); pil: timm transforms per image in DataLoader workers; auto: tensor for '
+                    'elpv when the augmentation allows it')
+g.add_argument('--num-workers', type=int, help='DataLoader workers per process, pil pipeline (default: half the cores)')
 g = parser.add_argument_group('model')
 g.add_argument('--model', default='csba_squeeze', help='timm model name (csba_* or any timm model, local-dir:...)')
 g.add_argument('--pretrained', action='store_true', help='start from the model\'s pretrained weights')
@@ -70,6 +80,14 @@ g.add_argument('--reset-classifier', action='store_true', help='allow pretrained
 g.add_argument('--in-chans', type=int, default=3, help='input channels (1 for grayscale)')
 g.add_argument('--drop-rate', type=float, help='classifier dropout (default: the model\'s)')
 g.add_argument('--channels-last', action='store_true', help='channels_last memory format (faster on CPU)')
+g.add_argument('--torchcompile', nargs='?', const='inductor', help='torch.compile the model with this backend '
+               '(bare flag: inductor), in place: checkpoint keys stay those of the plain model')
+g.add_argument('--torchcompile-mode', help='torch.compile mode (default, reduce-overhead, max-autotune, ...)')
+g = parser.add_argument_group('machine')
+g.add_argument('--mixed-precision', default='auto', choices=PRECISIONS,
+               help='autocast dtype; auto: bf16 where the device runs it natively, else fp32 on CPU and fp16 on GPU, '
+                    'or what accelerate launch --mixed_precision asked for')
+g.add_argument('--threads', type=int, default=0, help='CPU threads per process (0: the cores / local processes)')
 g = parser.add_argument_group('optimisation')
 g.add_argument('--epochs', type=int, default=30, help='maximum epochs')
 g.add_argument('--batch-size', type=int, default=32, help='batch size per process')
@@ -120,6 +138,10 @@ def resolve_config(argv):
         sys.exit(f'error: {config_path} has unknown key(s) {", ".join(unknown)}; valid keys: {", ".join(sorted(valid))}')
     parser.set_defaults(**preset)
     args = parser.parse_args(argv)
+    for action in parser._actions:  # argparse checks choices on the command line only, not on YAML defaults
+        if action.choices is not None and getattr(args, action.dest) not in action.choices:
+            sys.exit(f'error: {config_path}: {action.dest}: {getattr(args, action.dest)!r} is not one of '
+                     f'{", ".join(map(str, action.choices))}')
     args.config = config_path
     if args.output_dir is None:
         args.output_dir = str(run_dir_of(Path(args.resume))) if args.resume else f'runs/{Path(config_path).stem}'
@@ -144,6 +166,7 @@ def provenance(accelerator) -> dict:
         'command': 'accelerate launch train.py ' + ' '.join(sys.argv[1:]),
         'git_commit': commit, 'git_dirty': dirty,
         'num_processes': accelerator.num_processes, 'mixed_precision': accelerator.mixed_precision,
+        'threads_per_process': torch.get_num_threads(),
         'device': torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or 'cpu',
         'python': platform.python_version(),
         'packages': {name: _installed_version(name) for name in (
@@ -175,7 +198,15 @@ out_dir = Path(args.output_dir)
 IDENTITY_KEYS = ('model', 'dataset', 'data_dir', 'hub_id', 'dataset_options', 'split_seed', 'in_chans')
 
 # ------------------------------------------------------------------------------------------------ accelerator
+# device and process count, to choose precision and threads (ACCELERATE_USE_CPU as the Accelerator reads it)
+process = PartialState(cpu=parse_flag_from_env('ACCELERATE_USE_CPU'))
+try:
+    mixed_precision, precision_note = resolve_mixed_precision(args.mixed_precision, process.device)
+    torch.set_num_threads(cpu_threads(args.threads, int(os.environ.get('LOCAL_WORLD_SIZE', process.num_processes))))
+except PrecisionError as e:
+    sys.exit(f'error: {e}')
 accelerator = Accelerator(
+    mixed_precision=mixed_precision,
     gradient_accumulation_steps=args.grad_accum_steps,
     log_with=None if args.report_to == 'none' else args.report_to,
     project_config=ProjectConfiguration(project_dir=str(out_dir), logging_dir=str(out_dir / 'logs')),
@@ -246,17 +277,56 @@ train_tf = build_transforms(data_config, is_training=True, **args.augment)
 eval_tf = build_transforms(data_config, is_training=False)
 if args.channels_last:
     model = model.to(memory_format=torch.channels_last)
+if args.torchcompile:
+    try:
+        compile_in_place(model, args.torchcompile, args.torchcompile_mode, accelerator.device)
+    except PrecisionError as e:
+        sys.exit(f'error: {e}')
+
+# the tensor pipeline does the augmentations of TENSOR_AUGMENTS on whole batches; anything else needs PIL
+pipeline, pil_only = args.input_pipeline, sorted(set(args.augment) - set(TENSOR_AUGMENTS))
+if pipeline == 'auto':
+    pipeline = 'tensor' if args.dataset == 'elpv' and not pil_only and not args.num_workers else 'pil'
+if pipeline == 'tensor' and pil_only:
+    sys.exit(f'error: --augment {", ".join(pil_only)} needs --input-pipeline pil; the tensor pipeline does '
+             f'{", ".join(TENSOR_AUGMENTS)}')
+if pipeline == 'tensor' and args.num_workers:
+    sys.exit('error: --num-workers applies to the pil input pipeline; the tensor pipeline needs no worker. Drop it, '
+             'or pass --input-pipeline pil.')
+if pipeline == 'tensor':
+    try:
+        augment = BatchAugment(data_config, **args.augment, seed=args.seed, rank=accelerator.process_index)
+    except DatasetError as e:
+        sys.exit(f'error: {e}')
+accelerator.print(f'precision: {precision_note}; {torch.get_num_threads()} threads per process; '
+                  f'input pipeline: {pipeline}' + (f'; torch.compile ({args.torchcompile})' if args.torchcompile else ''))
 
 
 def loader(split, transform, shuffle):
+    if pipeline == 'tensor':
+        return torch.utils.data.DataLoader(cached_pixels(dataset[split], data_config), batch_size=args.batch_size,
+                                           shuffle=shuffle, collate_fn=collate_pixels)
+    workers = default_num_workers() if args.num_workers is None else args.num_workers
     return torch.utils.data.DataLoader(
         attach_transform(dataset[split], transform), batch_size=args.batch_size, shuffle=shuffle,
-        num_workers=args.num_workers, drop_last=False, persistent_workers=args.num_workers > 0)
+        num_workers=workers, drop_last=False, persistent_workers=workers > 0)
 
 
-train_loader = loader('train', train_tf, shuffle=True)
-val_loader = loader('validation', eval_tf, shuffle=False)
-test_loader = loader('test', eval_tf, shuffle=False)
+def model_inputs(pixel_values, training):
+    """The model's input batch: tensor pipeline batches are uint8, augmented (training) and normalised here."""
+    x = pixel_values
+    if pipeline == 'tensor':
+        x = augment(x) if training else normalize(x, data_config['mean'], data_config['std'])
+    return x.contiguous(memory_format=torch.channels_last) if args.channels_last else x
+
+
+try:
+    with accelerator.main_process_first():  # the main process writes the pixel cache, the others read it
+        train_loader = loader('train', train_tf, shuffle=True)
+        val_loader = loader('validation', eval_tf, shuffle=False)
+        test_loader = loader('test', eval_tf, shuffle=False)
+except DatasetError as e:  # an undecodable image while filling the pixel cache
+    sys.exit(f'error: {e}')
 
 # ------------------------------------------------------------------------------------------------ loss, optimizer
 criterion = create_loss_from_config(vars(args), counts)
@@ -306,7 +376,7 @@ def evaluate(data_loader):
     logits, labels = [], []
     with torch.no_grad():
         for batch in data_loader:
-            out = model(batch['pixel_values'])
+            out = model(model_inputs(batch['pixel_values'], training=False))
             out, target = accelerator.gather_for_metrics((out, batch['label']))
             logits.append(out.float())
             labels.append(target)
@@ -337,6 +407,8 @@ def save_checkpoint(epoch):
 # ------------------------------------------------------------------------------------------------ train
 for epoch in range(state.epoch + 1, args.epochs + 1):
     train_loader.set_epoch(epoch)
+    if pipeline == 'tensor':
+        augment.set_epoch(epoch)
     if hasattr(criterion, 'set_epoch'):
         criterion.set_epoch(epoch)
     model.train()
@@ -346,10 +418,7 @@ for epoch in range(state.epoch + 1, args.epochs + 1):
     for step, batch in enumerate(progress):
         data_wait += time.time() - ready  # time the step waited for its batch: input-bound when large
         with accelerator.accumulate(model):
-            x = batch['pixel_values']
-            if args.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            loss = criterion(model(x), batch['label'])
+            loss = criterion(model(model_inputs(batch['pixel_values'], training=True)), batch['label'])
             if not torch.isfinite(accelerator.gather(loss.detach())).all():
                 last_good = sorted((out_dir / 'checkpoints').glob('epoch_*'))
                 sys.exit(f'error: the loss is {loss.item()} at epoch {epoch}, step {step}; training stopped. Last good '
@@ -383,11 +452,14 @@ for epoch in range(state.epoch + 1, args.epochs + 1):
               'epoch_time_s': time.time() - start, 'data_wait_fraction': data_wait / train_time,
               **{f'val_{k}': val[k] for k in METRICS},
               **{f'val_f1_{n}': v['f1'] for n, v in val['per_class'].items()}}
+    if args.torchcompile:
+        record['compiled_graphs'] = compiled_graphs()  # cumulative: flat after the first epoch, or it recompiles
     if args.diagnose_every and epoch % args.diagnose_every == 0:
         # conflict over training: the backbone GCM on a few single-class train batches (eval transforms)
-        diag = analyze(accelerator.unwrap_model(model), attach_transform(dataset['train'], eval_tf),
-                       dataset['train']['label'], label_names, criterion, batch_size=args.batch_size,
-                       max_batches=args.diagnose_batches, accelerator=accelerator)['parameter_sets']['backbone']
+        with torch.compiler.set_stance('force_eager'):  # single-class batches of any size: no recompiles
+            diag = analyze(accelerator.unwrap_model(model), attach_transform(dataset['train'], eval_tf),
+                           dataset['train']['label'], label_names, criterion, batch_size=args.batch_size,
+                           max_batches=args.diagnose_batches, accelerator=accelerator)['parameter_sets']['backbone']
         record.update({f'gcm_{kind}_{stat}': diag['summary'][kind][stat] for kind in ('cosine', 'magnitude')
                        for stat in ('mean_off_diagonal', 'mean_most_negative_pairs')})
     state.history.append(record)

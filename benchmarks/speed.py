@@ -1,10 +1,22 @@
-"""Forward and train-step throughput of every csba_* variant next to timm resnet18 and torchvision
-squeezenet1_1, measured in one run and printed as ratios.
+"""Train-step and inference throughput of csba_squeeze, csba_squeeze_sum and timm resnet18 under each speed lever
+of train.py alone and under its default fast path, timed side by side (round-robin) in one run.
 
-    python benchmarks/speed.py --threads 2 --batch-size 32 --img-size 224
+    python benchmarks/speed.py                      # 224 px, batch 32, 1 input channel (ELPV), all cores
+    python benchmarks/speed.py --no-compile         # skip the torch.compile rows (about 30-60 s of compiling each)
 
-Goals (issue 3): csba_squeeze forward latency <= 1.05x csba_squeeze_sum, train step <= 1.08x,
-and csba_squeeze train img/s >= 2.5x resnet18.
+Paths (each model runs every path; a path's model is its own copy):
+    eager fp32      NCHW, fp32: what train.py did before the fast path
+    channels_last   the memory format alone
+    bf16            bf16 autocast alone (CPU: only where the processor runs bf16 natively)
+    compile         torch.compile (inductor, default mode, in place) alone
+    tensor input    eager fp32 plus the tensor pipeline's batch augmentation inside the step (it replaces the
+                    DataLoader workers' PIL transforms, which cost a core, by work in the training process)
+    fast path       what train.py does by default here: channels_last, bf16 where native, tensor input; the
+                    --torchcompile flag stays off where the compile row shows no gain
+    fast + compile  the fast path with torch.compile
+
+Compile time (the first call's extra seconds) is printed beside each compiled row. Goals (issue 12): csba_squeeze
+fast path >= 4.0x its eager fp32 train step; csba_squeeze >= 2.5x resnet18 under the same path.
 """
 import argparse
 import statistics
@@ -13,15 +25,74 @@ import time
 import timm
 import torch
 import torch.nn.functional as F
-import torchvision
 
 import timm_csba  # noqa: F401
+from timm_csba.runtime import native_bf16
+from timm_csba.tensor_input import BatchAugment
+
+MODELS = ('csba_squeeze', 'csba_squeeze_sum', 'resnet18')
+# the ELPV preset's augmentation, run on whole batches by the tensor pipeline
+AUGMENT = dict(hflip=0.5, vflip=0.5, rot90=True, scale=(0.85, 1.0), ratio=(0.9, 1.1), color_jitter=0.2)
 
 
-def create(name: str, num_classes: int) -> torch.nn.Module:
-    if name == 'tv_squeezenet1_1':
-        return torchvision.models.squeezenet1_1(num_classes=num_classes)
-    return timm.create_model(name, num_classes=num_classes)
+def paths(bf16_ok: bool, with_compile: bool) -> dict:
+    """name -> (channels_last, bf16, compile, tensor_input)."""
+    table = {
+        'eager fp32': (False, False, False, False),
+        'channels_last': (True, False, False, False),
+        'bf16': (False, True, False, False),
+        'compile': (False, False, True, False),
+        'tensor input': (False, False, False, True),
+        'fast path': (True, bf16_ok, False, True),
+        'fast + compile': (True, bf16_ok, True, True),
+    }
+    if not bf16_ok:
+        del table['bf16']
+    if not with_compile:
+        del table['compile'], table['fast + compile']
+    return table
+
+
+def make_steps(name, channels_last, bf16, compile_model, tensor_input, args):
+    """Return (train step, inference step) closures for one model under one path."""
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model = timm.create_model(name, num_classes=args.num_classes, in_chans=args.in_chans).to(memory_format=memory_format)
+    if compile_model:
+        model.compile(dynamic=False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    config = dict(input_size=(args.in_chans, args.img_size, args.img_size), mean=(0.5,) * args.in_chans,
+                  std=(0.25,) * args.in_chans)
+    augment = BatchAugment(config, **AUGMENT)
+    pixels = torch.randint(0, 256, (args.batch_size, args.in_chans, args.img_size, args.img_size), dtype=torch.uint8)
+    x = torch.randn(args.batch_size, args.in_chans, args.img_size, args.img_size)
+    target = torch.randint(0, args.num_classes, (args.batch_size,))
+
+    def inputs():
+        batch = augment(pixels) if tensor_input else x
+        return batch.contiguous(memory_format=memory_format)
+
+    def train():
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(model(inputs()), target)
+        loss.backward()
+        optimizer.step()
+
+    eval_x = x.contiguous(memory_format=memory_format)
+
+    def infer():
+        model.eval()
+        with torch.inference_mode(), torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
+            model(eval_x)
+
+    return train, infer
+
+
+def first_call_seconds(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def interleaved_medians(fns: dict, warmup: int, rounds: int) -> dict:
@@ -29,34 +100,13 @@ def interleaved_medians(fns: dict, warmup: int, rounds: int) -> dict:
     for fn in fns.values():
         for _ in range(warmup):
             fn()
-    times = {name: [] for name in fns}
+    times = {key: [] for key in fns}
     for _ in range(rounds):
-        for name, fn in fns.items():
+        for key, fn in fns.items():
             start = time.perf_counter()
             fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
-def make_steps(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, autocast_dtype=None) -> tuple:
-    """Return (inference step, train step) closures for `model` on batch `x`."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    autocast = torch.autocast(x.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None)
-
-    def infer():
-        model.eval()
-        with torch.inference_mode(), autocast:
-            model(x)
-
-    def train_step():
-        model.train()
-        optimizer.zero_grad(set_to_none=True)
-        with autocast:
-            loss = F.cross_entropy(model(x), target)
-        loss.backward()
-        optimizer.step()
-
-    return infer, train_step
+            times[key].append(time.perf_counter() - start)
+    return {key: statistics.median(t) for key, t in times.items()}
 
 
 def main():
@@ -64,45 +114,46 @@ def main():
     parser.add_argument('--threads', type=int, default=torch.get_num_threads(), help='torch CPU threads')
     parser.add_argument('--batch-size', type=int, default=32, help='images per batch')
     parser.add_argument('--img-size', type=int, default=224, help='square input size')
-    parser.add_argument('--in-chans', type=int, default=3, help='input channels')
-    parser.add_argument('--num-classes', type=int, default=6, help='classes (the paper uses 6)')
-    parser.add_argument('--warmup', type=int, default=2, help='untimed iterations per model before timing')
+    parser.add_argument('--in-chans', type=int, default=1, help='input channels (ELPV cells: 1)')
+    parser.add_argument('--num-classes', type=int, default=4, help='classes (ELPV grades: 4)')
+    parser.add_argument('--warmup', type=int, default=2, help='untimed calls per step before timing')
     parser.add_argument('--rounds', type=int, default=7, help='timed round-robin rounds (median is reported)')
-    parser.add_argument('--channels-last', action='store_true', help='run models and inputs in channels_last')
-    parser.add_argument('--device', default='cpu', help='torch device (cpu, cuda)')
-    parser.add_argument('--autocast', choices=['bfloat16', 'float16'], help='run under torch.autocast in this dtype')
-    parser.add_argument('--models', nargs='+', help='models to compare (default: all csba_* + baselines)')
+    parser.add_argument('--no-compile', action='store_true', help='leave out the torch.compile rows')
+    parser.add_argument('--models', nargs='+', default=list(MODELS), help='timm model names')
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    names = args.models or timm.list_models('csba_*') + ['resnet18', 'tv_squeezenet1_1']
-    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
-    x = torch.randn(args.batch_size, args.in_chans, args.img_size, args.img_size, device=args.device)
-    x = x.contiguous(memory_format=memory_format)
-    target = torch.randint(0, args.num_classes, (args.batch_size,), device=args.device)
+    bf16_ok = native_bf16(torch.device('cpu'))
+    table = paths(bf16_ok, not args.no_compile)
+    train, infer, compile_s = {}, {}, {}
+    for name in args.models:
+        for path, levers in table.items():
+            train[name, path], infer[name, path] = make_steps(name, *levers, args)
+            if levers[2]:  # compile now, so that compiling is not timed as a step (and is reported)
+                compile_s[name, path] = first_call_seconds(train[name, path]) + first_call_seconds(infer[name, path])
+    train_s = interleaved_medians(train, args.warmup, args.rounds)
+    infer_s = interleaved_medians(infer, args.warmup, args.rounds)
 
-    steps = {}
-    for name in names:
-        model = create(name, args.num_classes).to(args.device, memory_format=memory_format)
-        steps[name] = make_steps(model, x, target, getattr(torch, args.autocast) if args.autocast else None)
-    infer_s = interleaved_medians({n: s[0] for n, s in steps.items()}, args.warmup, args.rounds)
-    train_s = interleaved_medians({n: s[1] for n, s in steps.items()}, args.warmup, args.rounds)
-    results = {n: (args.batch_size / infer_s[n], args.batch_size / train_s[n]) for n in names}
-
-    print(f'device={args.device} threads={args.threads} batch={args.batch_size} size={args.img_size} '
-          f'channels_last={args.channels_last} autocast={args.autocast}')
-    print(f'{"model":24s} {"infer img/s":>12s} {"train img/s":>12s}')
-    for name, (infer, train) in results.items():
-        print(f'{name:24s} {infer:12.1f} {train:12.1f}')
-
-    if {'csba_squeeze', 'csba_squeeze_sum'} <= results.keys():
-        csba, base = results['csba_squeeze'], results['csba_squeeze_sum']
-        print(f'csba_squeeze / csba_squeeze_sum latency: forward {base[0] / csba[0]:.3f}x (goal <= 1.05), '
-              f'train step {base[1] / csba[1]:.3f}x (goal <= 1.08)')
-    if {'csba_squeeze', 'resnet18'} <= results.keys():
-        print(f'csba_squeeze / resnet18 throughput: forward {results["csba_squeeze"][0] / results["resnet18"][0]:.2f}x, '
-              f'train {results["csba_squeeze"][1] / results["resnet18"][1]:.2f}x (goal >= 2.5)')
+    print(f'cpu threads={args.threads} batch={args.batch_size} size={args.img_size} in_chans={args.in_chans} '
+          f'native bf16={bf16_ok} torch={torch.__version__}')
+    print(f'{"model":18s} {"path":15s} {"train img/s":>11s} {"vs eager":>8s} {"infer img/s":>11s} {"vs eager":>8s}'
+          f' {"compile s":>9s}')
+    for name, path in train:
+        t, i = args.batch_size / train_s[name, path], args.batch_size / infer_s[name, path]
+        t0, i0 = args.batch_size / train_s[name, 'eager fp32'], args.batch_size / infer_s[name, 'eager fp32']
+        compiled = f'{compile_s[name, path]:9.1f}' if (name, path) in compile_s else ''
+        print(f'{name:18s} {path:15s} {t:11.1f} {t / t0:7.2f}x {i:11.1f} {i / i0:7.2f}x {compiled}')
+    if 'resnet18' in args.models and 'csba_squeeze' in args.models:
+        for path in table:
+            print(f'csba_squeeze vs resnet18, {path}: train {train_s["resnet18", path] / train_s["csba_squeeze", path]:.2f}x, '
+                  f'inference {infer_s["resnet18", path] / infer_s["csba_squeeze", path]:.2f}x')
+    if 'csba_squeeze' in args.models:
+        print(f'train speedup, fast path vs eager fp32: '
+              f'{train_s["csba_squeeze", "eager fp32"] / train_s["csba_squeeze", "fast path"]:.2f}x')
+    if 'resnet18' in args.models and 'csba_squeeze' in args.models:
+        print(f'csba_squeeze vs resnet18, fast path, train: '
+              f'{train_s["resnet18", "fast path"] / train_s["csba_squeeze", "fast path"]:.2f}x')
 
 
 if __name__ == '__main__':

@@ -18,8 +18,8 @@ for arch in $ARCHS; do
   for seed in $SEEDS; do
     run=runs/elpv_hub/$arch.s$seed
     accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no \
-      --num_cpu_threads_per_process "$THREADS_PER_RUN" \
       train.py --config configs/elpv_hub.yaml --model "$arch" --seed "$seed" --output-dir "$run" --overwrite \
+      --threads "$THREADS_PER_RUN" \
       >"$run.log" 2>&1 &
     pids+=($!)
   done

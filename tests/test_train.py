@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 import timm_csba  # noqa: F401
 from timm_csba.data import attach_transform, build_dataset, build_transforms
 from timm_csba.metrics import classification_metrics
+from timm_csba.runtime import native_bf16
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = str(ROOT / 'configs' / 'smoke.yaml')
@@ -90,14 +91,16 @@ def test_resume_after_kill_is_bit_exact(smoke_run, tmp_path):
         json.loads((smoke_run / 'test_metrics.json').read_text())['macro_f1']
 
 
-def test_two_processes_evaluate_every_sample_once(tmp_path):
+@pytest.mark.parametrize('pipeline', ['tensor', 'pil'])
+def test_two_processes_evaluate_every_sample_once(tmp_path, pipeline):
     """41 validation images over 2 ranks x batch 16: the last batch is uneven; gather_for_metrics must give
-    exactly what a single-process evaluation of the same checkpoint gives."""
+    exactly what a single-process evaluation of the same checkpoint gives, with either input pipeline."""
     run = tmp_path / 'ddp'
     env = dict(os.environ, ACCELERATE_USE_CPU='true')
     cmd = [sys.executable, '-m', 'accelerate.commands.launch', '--multi_gpu', '--num_processes', '2',
            '--num_machines', '1', '--mixed_precision', 'no', '--dynamo_backend', 'no',
-           str(ROOT / 'train.py'), '--config', SMOKE, '--output-dir', str(run), '--limit-eval', '41', '--epochs', '2']
+           str(ROOT / 'train.py'), '--config', SMOKE, '--output-dir', str(run), '--limit-eval', '41', '--epochs', '2',
+           '--mixed-precision', 'no', '--input-pipeline', pipeline]
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     last = json.loads((run / 'metrics.jsonl').read_text().splitlines()[-1])
@@ -135,6 +138,10 @@ def test_launcher_that_splits_processes_is_refused(tmp_path):
     (['--model', 'csba_squeeze_shared', '--pretrained'], "No pretrained weights are published for 'csba_squeeze_shared.elpv'"),
     (['--model', 'resnet18', '--pretrained'], 'have 1000 classes, the dataset has 4. Pass --reset-classifier'),
     (['--monitor', 'auc'], "--monitor 'auc' is not one of"),
+    (['--mixed-precision', 'fp16'], 'fp16 on this CPU runs emulated'),
+    (['--input-pipeline', 'tensor', '--augment', '{auto_augment: rand-m9-mstd0.5}'], 'needs --input-pipeline pil'),
+    (['--input-pipeline', 'tensor', '--num-workers', '2'], '--num-workers applies to the pil input pipeline'),
+    (['--torchcompile', 'inductr'], "'inductr' is not a torch.compile backend"),
 ])
 def test_bad_input_gets_one_clear_error(tmp_path, args, message):
     result = _train('--output-dir', str(tmp_path / 'r'), *args, check=False)
@@ -149,6 +156,42 @@ def test_unknown_config_key_is_named(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / 'train.py'), '--config', str(config)],
                             capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode != 0 and 'unknown key(s) learning_rate' in result.stderr
+
+
+def test_config_value_outside_a_flags_choices_is_named(tmp_path):
+    config = tmp_path / 'bad.yaml'
+    config.write_text(yaml.safe_dump({**yaml.safe_load(Path(SMOKE).read_text()), 'input_pipeline': 'gpu'}))
+    result = subprocess.run([sys.executable, str(ROOT / 'train.py'), '--config', str(config)],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode != 0 and "input_pipeline: 'gpu' is not one of auto, tensor, pil" in result.stderr
+
+
+def test_missing_cxx_compiler_is_one_line(tmp_path):
+    result = _train('--output-dir', str(tmp_path / 'r'), '--torchcompile', env=dict(os.environ, CXX='/nonexistent/g++'),
+                    check=False)
+    assert result.returncode != 0 and 'needs a C++ compiler on CPU' in result.stderr
+    assert 'Traceback' not in result.stderr
+
+
+def test_compile_and_precision_keep_checkpoint_keys_and_resume_across_each_other(tmp_path):
+    """fp32 eager -> bf16 + torch.compile (aot_eager: dynamo and autograd tracing without a C++ build) -> fp32
+    eager again, one run resumed twice: same checkpoint keys, it learns, and compiling stops after one epoch."""
+    fast = 'bf16' if native_bf16(torch.device('cpu')) else 'no'
+    run = tmp_path / 'cross'
+    # 60 train / 40 eval cells at batch 16: short last batches in training and evaluation
+    keys = set(timm.create_model('csba_squeeze', num_classes=4, in_chans=1).state_dict())
+    _train('--output-dir', str(run), '--epochs', '2', '--limit-train', '60', '--mixed-precision', 'no')
+    assert set(_final_weights(run)) == keys
+    _train('--resume', str(run), '--epochs', '4', '--mixed-precision', fast, '--torchcompile', 'aot_eager', config=None)
+    assert set(_final_weights(run)) == keys and set(load_file(str(run / 'best' / 'model.safetensors'))) == keys
+    _train('--resume', str(run), '--epochs', '5', '--mixed-precision', 'no', config=None)
+    assert set(_final_weights(run)) == keys
+    history = [json.loads(line) for line in (run / 'metrics.jsonl').read_text().splitlines()]
+    assert [r['epoch'] for r in history] == [1, 2, 3, 4, 5]
+    assert history[-1]['train_loss'] < history[0]['train_loss']
+    assert 'compiled_graphs' not in history[1] and history[2]['compiled_graphs'] > 0
+    assert history[3]['compiled_graphs'] == history[2]['compiled_graphs']  # no recompiles after the first epoch
+    assert (run / 'test_metrics.json').exists()
 
 
 def test_existing_run_is_not_overwritten_and_resume_checks_identity(smoke_run):

@@ -1,0 +1,106 @@
+"""How a training process uses its machine: CPU threads, mixed precision and torch.compile.
+
+Each choice that depends on the hardware is made here once, with one clear line when it cannot be honoured:
+
+    threads    `accelerate launch` runs a script with OMP_NUM_THREADS=1 on a machine without a GPU unless it is
+               given --cpu, so a single CPU process would train on one core; `cpu_threads` gives each local
+               process its share of the cores instead.
+    precision  bf16 autocast doubles CPU training speed where the processor has bf16 instructions
+               (avx512_bf16 or AMX) and slows it down where they are emulated; on GPUs bf16 where supported,
+               else fp16, as accelerate does.
+    compile    torch.compile in place (the state_dict keys stay those of the plain model), with fixed shapes: a
+               short last batch or eval mode compiles once more in the first epoch, never again.
+"""
+import os
+from typing import Optional, Tuple
+
+import torch
+
+__all__ = [
+    'PRECISIONS', 'PrecisionError', 'cpu_threads', 'native_bf16', 'resolve_mixed_precision', 'compile_in_place',
+    'compiled_graphs',
+]
+
+PRECISIONS = ('auto', 'no', 'bf16', 'fp16')
+LAUNCHER_PRECISION_ENV = 'ACCELERATE_MIXED_PRECISION'
+
+
+class PrecisionError(ValueError):
+    """A precision, thread or compile setting this machine cannot honour; the message names the fix."""
+
+
+def cpu_threads(requested: int = 0, local_processes: int = 1) -> int:
+    """Threads for one process: `requested`, or (0) the usable cores shared evenly among the local processes."""
+    if requested < 0:
+        raise PrecisionError(f'--threads {requested}: use a positive thread count, or 0 for the cores / processes.')
+    if requested:
+        return requested
+    return max(1, len(os.sched_getaffinity(0)) // max(1, local_processes))
+
+
+def native_bf16(device: torch.device) -> bool:
+    """True where bf16 matmuls and convolutions run in hardware, so that bf16 autocast is faster than fp32."""
+    if device.type == 'cuda':
+        return torch.cuda.is_bf16_supported()
+    if device.type == 'cpu':
+        cpu = torch.cpu
+        return any(getattr(cpu, check, lambda: False)() for check in ('_is_avx512_bf16_supported', '_is_amx_tile_supported'))
+    return False
+
+
+def resolve_mixed_precision(requested: str, device: torch.device, launcher: Optional[str] = None) -> Tuple[str, str]:
+    """Return (accelerate mixed_precision, why) for a `--mixed-precision` value on this device.
+
+    `launcher` is what `accelerate launch --mixed_precision` put in the environment (None: read it). The launcher
+    writes 'no' when it was not asked for anything, so only bf16 / fp16 from it count as a request.
+    """
+    if requested not in PRECISIONS:
+        raise PrecisionError(f'--mixed-precision {requested!r} is not one of {", ".join(PRECISIONS)}.')
+    launcher = os.environ.get(LAUNCHER_PRECISION_ENV) if launcher is None else launcher
+    launched = launcher if launcher not in (None, '', 'no') else None
+    if requested == 'auto':
+        if launched:
+            return launched, f'{launched}, from accelerate launch --mixed_precision'
+        if native_bf16(device):
+            return 'bf16', f'bf16 autocast (auto: {device.type} runs bf16 natively)'
+        if device.type == 'cuda':
+            return 'fp16', 'fp16 autocast (auto: this GPU has no bf16)'
+        return 'no', f'fp32 (auto: {device.type} has no native bf16, where bf16 would be slower)'
+    if launched and launched != requested:
+        raise PrecisionError(
+            f'accelerate launch --mixed_precision {launched} and --mixed-precision {requested} disagree; drop one '
+            f'of them (or pass --mixed-precision auto to take the launcher\'s).')
+    if requested in ('bf16', 'fp16') and device.type == 'cpu':
+        if requested == 'fp16' or not native_bf16(device):
+            raise PrecisionError(
+                f'--mixed-precision {requested} on this CPU runs emulated, slower than fp32 (no '
+                f'{"fp16 autocast support" if requested == "fp16" else "avx512_bf16 or AMX"}); use --mixed-precision '
+                f'auto or no.')
+    return requested, f'{requested} (--mixed-precision)'
+
+
+def compile_in_place(model: torch.nn.Module, backend: str = 'inductor', mode: Optional[str] = None,
+                     device: Optional[torch.device] = None) -> None:
+    """`model.compile(...)` after checking the backend can run here; state_dict keys are unchanged."""
+    import torch._dynamo
+
+    if backend not in torch._dynamo.list_backends(exclude_tags=()):
+        raise PrecisionError(f'--torchcompile {backend!r} is not a torch.compile backend; use one of '
+                             f'{", ".join(torch._dynamo.list_backends())}.')
+    if backend == 'inductor' and (device is None or device.type == 'cpu'):
+        from torch._inductor import exc
+        from torch._inductor.cpp_builder import get_cpp_compiler
+        try:
+            get_cpp_compiler()
+        except (exc.InvalidCxxCompiler, RuntimeError):
+            raise PrecisionError(
+                'torch.compile (inductor) needs a C++ compiler on CPU and found none: install g++ (e.g. apt install '
+                'g++) or set CXX, or train without --torchcompile.') from None
+    # fixed shapes: the short last batch and eval get their own graphs once, instead of dynamic-shape kernels
+    model.compile(backend=backend, mode=mode, dynamic=False)
+
+
+def compiled_graphs() -> int:
+    """How many graphs torch.compile has built in this process so far."""
+    from torch._dynamo.utils import counters
+    return int(counters['stats']['unique_graphs'])
