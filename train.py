@@ -45,7 +45,7 @@ from timm_csba.hub import save_pretrained
 from timm_csba.losses import LOSSES, create_loss_from_config
 from timm_csba.metrics import METRICS, classification_metrics, save_confusion_matrix
 from timm_csba.runtime import (PRECISIONS, PrecisionError, compile_in_place, compiled_graphs, cpu_threads,
-                               resolve_mixed_precision)
+                               hold_freed_memory, resolve_mixed_precision)
 from timm_csba.tensor_input import TENSOR_AUGMENTS, BatchAugment, cached_pixels, collate_pixels, normalize
 
 # ------------------------------------------------------------------------------------------------ config
@@ -298,8 +298,10 @@ if pipeline == 'tensor':
         augment = BatchAugment(data_config, **args.augment, seed=args.seed, rank=accelerator.process_index)
     except DatasetError as e:
         sys.exit(f'error: {e}')
+held = hold_freed_memory()  # no page faults for the activation maps of every step
 accelerator.print(f'precision: {precision_note}; {torch.get_num_threads()} threads per process; '
-                  f'input pipeline: {pipeline}' + (f'; torch.compile ({args.torchcompile})' if args.torchcompile else ''))
+                  f'input pipeline: {pipeline}; freed memory {"held (glibc)" if held else "returned to the OS"}'
+                  + (f'; torch.compile ({args.torchcompile})' if args.torchcompile else ''))
 
 
 def loader(split, transform, shuffle):

@@ -11,8 +11,10 @@ Paths (each model runs every path; a path's model is its own copy):
     compile         torch.compile (inductor, default mode, in place) alone
     tensor input    eager fp32 plus the tensor pipeline's batch augmentation inside the step (it replaces the
                     DataLoader workers' PIL transforms, which cost a core, by work in the training process)
-    fast path       what train.py does by default here: channels_last, bf16 where native, tensor input; the
-                    --torchcompile flag stays off where the compile row shows no gain
+    held memory     glibc keeps freed memory instead of unmapping it (runtime.hold_freed_memory), switched
+                    per step, so the other rows run with glibc's defaults
+    fast path       what train.py does by default here: channels_last, bf16 where native, tensor input, held
+                    memory; the --torchcompile flag stays off where the compile row shows no gain
     fast + compile  the fast path with torch.compile
 
 Compile time (the first call's extra seconds) is printed beside each compiled row. Goals (issue 12): csba_squeeze
@@ -27,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 import timm_csba  # noqa: F401
-from timm_csba.runtime import native_bf16
+from timm_csba.runtime import hold_freed_memory, native_bf16
 from timm_csba.tensor_input import BatchAugment
 
 MODELS = ('csba_squeeze', 'csba_squeeze_sum', 'resnet18')
@@ -36,15 +38,16 @@ AUGMENT = dict(hflip=0.5, vflip=0.5, rot90=True, scale=(0.85, 1.0), ratio=(0.9, 
 
 
 def paths(bf16_ok: bool, with_compile: bool) -> dict:
-    """name -> (channels_last, bf16, compile, tensor_input)."""
+    """name -> (channels_last, bf16, compile, tensor_input, held memory)."""
     table = {
-        'eager fp32': (False, False, False, False),
-        'channels_last': (True, False, False, False),
-        'bf16': (False, True, False, False),
-        'compile': (False, False, True, False),
-        'tensor input': (False, False, False, True),
-        'fast path': (True, bf16_ok, False, True),
-        'fast + compile': (True, bf16_ok, True, True),
+        'eager fp32': (False, False, False, False, False),
+        'channels_last': (True, False, False, False, False),
+        'bf16': (False, True, False, False, False),
+        'compile': (False, False, True, False, False),
+        'tensor input': (False, False, False, True, False),
+        'held memory': (False, False, False, False, True),
+        'fast path': (True, bf16_ok, False, True, True),
+        'fast + compile': (True, bf16_ok, True, True, True),
     }
     if not bf16_ok:
         del table['bf16']
@@ -53,7 +56,7 @@ def paths(bf16_ok: bool, with_compile: bool) -> dict:
     return table
 
 
-def make_steps(name, channels_last, bf16, compile_model, tensor_input, args):
+def make_steps(name, channels_last, bf16, compile_model, tensor_input, hold_memory, args):
     """Return (train step, inference step) closures for one model under one path."""
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = timm.create_model(name, num_classes=args.num_classes, in_chans=args.in_chans).to(memory_format=memory_format)
@@ -72,6 +75,7 @@ def make_steps(name, channels_last, bf16, compile_model, tensor_input, args):
         return batch.contiguous(memory_format=memory_format)
 
     def train():
+        hold_freed_memory(hold_memory)
         model.train()
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
@@ -82,6 +86,7 @@ def make_steps(name, channels_last, bf16, compile_model, tensor_input, args):
     eval_x = x.contiguous(memory_format=memory_format)
 
     def infer():
+        hold_freed_memory(hold_memory)
         model.eval()
         with torch.inference_mode(), torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
             model(eval_x)

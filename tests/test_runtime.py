@@ -7,7 +7,7 @@ import torch
 
 import timm_csba  # noqa: F401
 from timm_csba import runtime
-from timm_csba.runtime import PrecisionError, compile_in_place, cpu_threads, resolve_mixed_precision
+from timm_csba.runtime import PrecisionError, compile_in_place, cpu_threads, hold_freed_memory, resolve_mixed_precision
 
 CPU, CUDA = torch.device('cpu'), torch.device('cuda')
 
@@ -75,3 +75,26 @@ def test_compile_refuses_unknown_backend_and_missing_compiler(monkeypatch):
     monkeypatch.setattr(inductor_config.cpp, 'cxx', (None, '/nonexistent/g++'))
     with pytest.raises(PrecisionError, match='needs a C\\+\\+ compiler on CPU'):
         compile_in_place(model, backend='inductor', device=CPU)
+
+
+@pytest.mark.skipif(not os.path.exists('/proc/self/stat'), reason='page-fault counts need Linux')
+def test_held_memory_is_reused_without_page_faults():
+    """A freed 64 MiB activation comes back without faulting its pages in again (glibc); without holding, every
+    allocation of that size is a fresh mmap whose 16,384 pages fault on first touch."""
+    import resource
+
+    def faults_of_second_allocation():
+        torch.ones(16 * 2 ** 20)  # 64 MiB, freed at once
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        torch.ones(16 * 2 ** 20)
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    if not hold_freed_memory(False):
+        pytest.skip('not glibc')
+    try:
+        assert faults_of_second_allocation() > 10_000
+        assert hold_freed_memory(True)
+        faults_of_second_allocation()  # the heap grows to hold the block once
+        assert faults_of_second_allocation() < 1_000
+    finally:
+        hold_freed_memory(False)

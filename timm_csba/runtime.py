@@ -10,15 +10,21 @@ Each choice that depends on the hardware is made here once, with one clear line 
                else fp16, as accelerate does.
     compile    torch.compile in place (the state_dict keys stay those of the plain model), with fixed shapes: a
                short last batch or eval mode compiles once more in the first epoch, never again.
+    allocator  glibc malloc serves blocks above 128 KiB-32 MiB with mmap and unmaps them on free, so every
+               training step page-faults its activation maps (tens of MB each) back in: on the 2-core CPU
+               about 150,000 page faults and 0.27 s of kernel time per csba_squeeze step. `hold_freed_memory`
+               keeps freed blocks in the process (1.4x train img/s measured, +9% peak memory).
 """
+import ctypes
 import os
+import sys
 from typing import Optional, Tuple
 
 import torch
 
 __all__ = [
     'PRECISIONS', 'PrecisionError', 'cpu_threads', 'native_bf16', 'resolve_mixed_precision', 'compile_in_place',
-    'compiled_graphs',
+    'compiled_graphs', 'hold_freed_memory',
 ]
 
 PRECISIONS = ('auto', 'no', 'bf16', 'fp16')
@@ -104,3 +110,27 @@ def compiled_graphs() -> int:
     """How many graphs torch.compile has built in this process so far."""
     from torch._dynamo.utils import counters
     return int(counters['stats']['unique_graphs'])
+
+
+# mallopt parameters (glibc malloc.h) and glibc's own defaults for them
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_GLIBC_DEFAULT_THRESHOLD = 128 * 1024
+_HOLD_MMAP_THRESHOLD, _HOLD_TRIM_THRESHOLD = 1 << 30, 2 ** 31 - 1
+
+
+def hold_freed_memory(enabled: bool = True) -> bool:
+    """Keep freed memory in the process instead of returning it to the OS (glibc only; False elsewhere).
+
+    Allocations up to 1 GiB come from the heap instead of fresh mmaps, and the heap is not trimmed below 2 GiB
+    of free memory, so a training step reuses the pages of the last one. `enabled=False` restores glibc's
+    128 KiB thresholds (without its dynamic raise of the mmap threshold, which stops at 32 MiB anyway).
+    """
+    if not sys.platform.startswith('linux'):
+        return False
+    try:
+        mallopt = ctypes.CDLL('libc.so.6').mallopt
+    except (OSError, AttributeError):  # musl and other C libraries have no mallopt
+        return False
+    mmap_threshold, trim_threshold = ((_HOLD_MMAP_THRESHOLD, _HOLD_TRIM_THRESHOLD) if enabled else
+                                      (_GLIBC_DEFAULT_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD))
+    return bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))
