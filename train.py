@@ -37,8 +37,8 @@ from timm.scheduler import create_scheduler_v2
 from tqdm.auto import tqdm
 
 import timm_csba  # noqa: F401  (registers csba_* in timm)
-from timm_csba.data import (DATASETS, DatasetError, attach_transform, build_dataset, build_transforms, class_counts,
-                            default_num_workers)
+from timm_csba.data import (DATASETS, SAMPLERS, ClassAwareSampler, DatasetError, attach_transform, build_dataset,
+                            build_transforms, class_counts, default_num_workers)
 from timm_csba.diagnostics import analyze
 from timm_csba.files import atomic_path, replace_dir, write_json, write_text, write_yaml
 from timm_csba.hub import save_pretrained
@@ -73,6 +73,9 @@ g.add_argument('--input-pipeline', default='auto', choices=('auto', 'tensor', 'p
                     '(no DataLoader worker); pil: timm transforms per image in DataLoader workers; auto: tensor for '
                     'elpv when the augmentation allows it')
 g.add_argument('--num-workers', type=int, help='DataLoader workers per process, pil pipeline (default: half the cores)')
+g.add_argument('--sampler', default='none', choices=tuple(SAMPLERS),
+               help='training images drawn with replacement, class c with probability ~ n_c^q: balanced q=0, sqrt '
+                    'q=1/2; none: plain shuffling')
 g = parser.add_argument_group('model')
 g.add_argument('--model', default='csba_squeeze', help='timm model name (csba_* or any timm model, local-dir:...)')
 g.add_argument('--pretrained', action='store_true', help='start from the model\'s pretrained weights')
@@ -305,12 +308,15 @@ accelerator.print(f'precision: {precision_note}; {torch.get_num_threads()} threa
 
 
 def loader(split, transform, shuffle):
+    sampler = None
+    if shuffle and args.sampler != 'none':
+        sampler, shuffle = ClassAwareSampler(dataset[split]['label'], SAMPLERS[args.sampler], seed=args.seed), False
     if pipeline == 'tensor':
         return torch.utils.data.DataLoader(cached_pixels(dataset[split], data_config), batch_size=args.batch_size,
-                                           shuffle=shuffle, collate_fn=collate_pixels)
+                                           shuffle=shuffle, sampler=sampler, collate_fn=collate_pixels)
     workers = default_num_workers() if args.num_workers is None else args.num_workers
     return torch.utils.data.DataLoader(
-        attach_transform(dataset[split], transform), batch_size=args.batch_size, shuffle=shuffle,
+        attach_transform(dataset[split], transform), batch_size=args.batch_size, shuffle=shuffle, sampler=sampler,
         num_workers=workers, drop_last=False, persistent_workers=workers > 0)
 
 

@@ -14,8 +14,9 @@ from PIL import Image as PILImage
 
 import timm_csba  # noqa: F401
 from timm_csba.data import (
-    CIFAR10_CLASSES, PV_FAULTS_CLASSES, DatasetError, attach_transform, build_dataset, build_transforms,
-    class_counts, class_weights, find_corrupt_images, imbalance_ratio, long_tail_counts, stratified_split,
+    CIFAR10_CLASSES, PV_FAULTS_CLASSES, SAMPLERS, ClassAwareSampler, DatasetError, attach_transform, build_dataset,
+    build_transforms, class_counts, class_weights, find_corrupt_images, imbalance_ratio, long_tail_counts,
+    stratified_split,
 )
 
 ELPV_COUNTS = {'functional': 1508, 'possibly_defective': 295, 'likely_defective': 106, 'defective': 715}
@@ -314,3 +315,29 @@ def test_stats_cli_prints_counts_and_writes_a_chart(tmp_path):
     assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     bad = subprocess.run([sys.executable, '-m', 'timm_csba.data', 'stats', 'pv_faults'], capture_output=True, text=True)
     assert bad.returncode == 2 and 'kaggle' in bad.stderr and 'Traceback' not in bad.stderr
+
+
+@pytest.mark.parametrize('sampler, expected_share', [
+    ('balanced', [0.25, 0.25, 0.25, 0.25]),
+    ('sqrt', [30 / 54, 10 / 54, 4 / 54, 10 / 54]),  # n_c^(1/2) / sum: counts 900, 100, 16, 100
+])
+def test_class_aware_sampler_draws_classes_in_the_asked_proportions(sampler, expected_share):
+    labels = [0] * 900 + [1] * 100 + [2] * 16 + [3] * 100
+    draws = ClassAwareSampler(labels, SAMPLERS[sampler], seed=0)
+    assert len(draws) == len(labels)
+    drawn = []
+    for epoch in range(20):
+        draws.set_epoch(epoch)
+        drawn += [labels[i] for i in draws]
+    share = np.bincount(drawn, minlength=4) / len(drawn)
+    np.testing.assert_allclose(share, expected_share, atol=0.015)
+
+
+def test_class_aware_sampler_is_seeded_by_seed_and_epoch():
+    labels = [0] * 50 + [1] * 5
+    a, b = ClassAwareSampler(labels, 0.0, seed=1), ClassAwareSampler(labels, 0.0, seed=1)
+    a.set_epoch(3), b.set_epoch(3)
+    assert list(a) == list(b)
+    b.set_epoch(4)
+    assert list(a) != list(b)
+    assert list(a) != list(ClassAwareSampler(labels, 0.0, seed=2))

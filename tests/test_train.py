@@ -180,7 +180,8 @@ def test_compile_and_precision_keep_checkpoint_keys_and_resume_across_each_other
     run = tmp_path / 'cross'
     # 60 train / 40 eval cells at batch 16: short last batches in training and evaluation
     keys = set(timm.create_model('csba_squeeze', num_classes=4, in_chans=1).state_dict())
-    _train('--output-dir', str(run), '--epochs', '2', '--limit-train', '60', '--mixed-precision', 'no')
+    _train('--output-dir', str(run), '--epochs', '2', '--limit-train', '60', '--mixed-precision', 'no',
+           '--sampler', 'sqrt')
     assert set(_final_weights(run)) == keys
     _train('--resume', str(run), '--epochs', '4', '--mixed-precision', fast, '--torchcompile', 'aot_eager', config=None)
     assert set(_final_weights(run)) == keys and set(load_file(str(run / 'best' / 'model.safetensors'))) == keys

@@ -31,7 +31,7 @@ from PIL import Image as PILImage
 __all__ = [
     'DATASETS', 'SPLITS', 'DatasetError', 'build_dataset', 'stratified_split', 'class_counts', 'class_weights',
     'imbalance_ratio', 'build_transforms', 'attach_transform', 'decode_image', 'find_corrupt_images',
-    'default_num_workers', 'long_tail_counts', 'weights_from_counts',
+    'default_num_workers', 'long_tail_counts', 'weights_from_counts', 'SAMPLERS', 'ClassAwareSampler',
 ]
 
 SPLITS = ('train', 'validation', 'test')
@@ -465,6 +465,37 @@ def weights_from_counts(counts: Sequence[int], scheme: str = 'inverse', beta: fl
 def class_weights(split: datasets.Dataset, scheme: str = 'inverse', beta: float = 0.9999) -> torch.Tensor:
     """Return per-class loss weights computed from this (train) split; see `weights_from_counts`."""
     return weights_from_counts(class_counts(split).values(), scheme, beta)
+
+
+# sampler name -> q in p(image of class c) proportional to n_c^(q - 1): 1 is plain shuffling (as the data fall)
+SAMPLERS = {'none': 1.0, 'sqrt': 0.5, 'balanced': 0.0}
+
+
+class ClassAwareSampler(torch.utils.data.Sampler):
+    """Draw as many indices as there are images, with replacement, class c with probability n_c^q / sum n_k^q.
+
+    q = 0 ('balanced') shows every class equally often, q = 1/2 ('sqrt') is square-root sampling, between the
+    data's own frequencies (q = 1) and balance (Kang et al. 2020, "Decoupling Representation and Classifier for
+    Long-Tailed Recognition"). Draws are seeded by (seed, epoch); accelerate's prepared loader calls `set_epoch`,
+    so a resumed epoch draws the indices of the original run, in any number of processes.
+    """
+
+    def __init__(self, labels: Sequence[int], q: float, seed: int = 0):
+        labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+        counts = torch.bincount(labels).double()
+        class_mass = counts.clamp(min=1) ** q  # total probability of each class, before normalising
+        self.weights = (class_mass / counts.clamp(min=1))[labels]
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.weights)
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        yield from torch.multinomial(self.weights, len(self.weights), replacement=True, generator=generator).tolist()
 
 
 # ---------------------------------------------------------------------------------------------------------
