@@ -11,8 +11,9 @@ Paths (each model runs every path; a path's model is its own copy):
     compile         torch.compile (inductor, default mode, in place) alone
     tensor input    eager fp32 plus the tensor pipeline's batch augmentation inside the step (it replaces the
                     DataLoader workers' PIL transforms, which cost a core, by work in the training process)
-    held memory     glibc keeps freed memory instead of unmapping it (runtime.hold_freed_memory), switched
-                    per step, so the other rows run with glibc's defaults
+    held memory     glibc keeps freed memory instead of unmapping it (runtime.hold_freed_memory). It is set for
+                    the rest of the process, so the rows without it are timed first (round-robin among
+                    themselves), then the rows with it (likewise)
     fast path       what train.py does by default here: channels_last, bf16 where native, tensor input, held
                     memory; the --torchcompile flag stays off where the compile row shows no gain
     fast + compile  the fast path with torch.compile
@@ -56,10 +57,11 @@ def paths(bf16_ok: bool, with_compile: bool) -> dict:
     return table
 
 
-def make_steps(name, channels_last, bf16, compile_model, tensor_input, hold_memory, args):
+def make_steps(name, channels_last, bf16, compile_model, tensor_input, args):
     """Return (train step, inference step) closures for one model under one path."""
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model = timm.create_model(name, num_classes=args.num_classes, in_chans=args.in_chans).to(memory_format=memory_format)
+    model = timm.create_model(name, num_classes=args.num_classes, in_chans=args.in_chans)
+    model = model.to(memory_format=memory_format)
     if compile_model:
         model.compile(dynamic=False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -75,7 +77,6 @@ def make_steps(name, channels_last, bf16, compile_model, tensor_input, hold_memo
         return batch.contiguous(memory_format=memory_format)
 
     def train():
-        hold_freed_memory(hold_memory)
         model.train()
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
@@ -86,7 +87,6 @@ def make_steps(name, channels_last, bf16, compile_model, tensor_input, hold_memo
     eval_x = x.contiguous(memory_format=memory_format)
 
     def infer():
-        hold_freed_memory(hold_memory)
         model.eval()
         with torch.inference_mode(), torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
             model(eval_x)
@@ -134,11 +134,16 @@ def main():
     train, infer, compile_s = {}, {}, {}
     for name in args.models:
         for path, levers in table.items():
-            train[name, path], infer[name, path] = make_steps(name, *levers, args)
+            train[name, path], infer[name, path] = make_steps(name, *levers[:4], args)
             if levers[2]:  # compile now, so that compiling is not timed as a step (and is reported)
                 compile_s[name, path] = first_call_seconds(train[name, path]) + first_call_seconds(infer[name, path])
-    train_s = interleaved_medians(train, args.warmup, args.rounds)
-    infer_s = interleaved_medians(infer, args.warmup, args.rounds)
+    train_s, infer_s = {}, {}
+    for hold in (False, True):  # glibc's defaults first: holding cannot be undone in a process
+        if hold:
+            hold_freed_memory()
+        keys = [(name, path) for name, path in train if table[path][4] == hold]
+        train_s.update(interleaved_medians({k: train[k] for k in keys}, args.warmup, args.rounds))
+        infer_s.update(interleaved_medians({k: infer[k] for k in keys}, args.warmup, args.rounds))
 
     print(f'cpu threads={args.threads} batch={args.batch_size} size={args.img_size} in_chans={args.in_chans} '
           f'native bf16={bf16_ok} torch={torch.__version__}')
@@ -151,8 +156,9 @@ def main():
         print(f'{name:18s} {path:15s} {t:11.1f} {t / t0:7.2f}x {i:11.1f} {i / i0:7.2f}x {compiled}')
     if 'resnet18' in args.models and 'csba_squeeze' in args.models:
         for path in table:
-            print(f'csba_squeeze vs resnet18, {path}: train {train_s["resnet18", path] / train_s["csba_squeeze", path]:.2f}x, '
-                  f'inference {infer_s["resnet18", path] / infer_s["csba_squeeze", path]:.2f}x')
+            train_ratio = train_s['resnet18', path] / train_s['csba_squeeze', path]
+            infer_ratio = infer_s['resnet18', path] / infer_s['csba_squeeze', path]
+            print(f'csba_squeeze vs resnet18, {path}: train {train_ratio:.2f}x, inference {infer_ratio:.2f}x')
     if 'csba_squeeze' in args.models:
         print(f'train speedup, fast path vs eager fp32: '
               f'{train_s["csba_squeeze", "eager fp32"] / train_s["csba_squeeze", "fast path"]:.2f}x')

@@ -46,7 +46,8 @@ def test_loader_batches_without_workers(pixels):
     loader = torch.utils.data.DataLoader(pixels, batch_size=5, shuffle=False, collate_fn=collate_pixels)
     batches = list(loader)
     assert [len(b['label']) for b in batches] == [5, 5, 2]
-    assert torch.equal(batches[1]['pixel_values'], pixels.pixels[5:10]) and batches[0]['pixel_values'].dtype == torch.uint8
+    assert torch.equal(batches[1]['pixel_values'], pixels.pixels[5:10])
+    assert batches[0]['pixel_values'].dtype == torch.uint8
 
 
 def test_no_op_augmentation_is_normalisation(pixels):

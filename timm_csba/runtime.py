@@ -49,8 +49,8 @@ def native_bf16(device: torch.device) -> bool:
     if device.type == 'cuda':
         return torch.cuda.is_bf16_supported()
     if device.type == 'cpu':
-        cpu = torch.cpu
-        return any(getattr(cpu, check, lambda: False)() for check in ('_is_avx512_bf16_supported', '_is_amx_tile_supported'))
+        checks = ('_is_avx512_bf16_supported', '_is_amx_tile_supported')  # private, hence getattr
+        return any(getattr(torch.cpu, check, lambda: False)() for check in checks)
     return False
 
 
@@ -112,18 +112,16 @@ def compiled_graphs() -> int:
     return int(counters['stats']['unique_graphs'])
 
 
-# mallopt parameters (glibc malloc.h) and glibc's own defaults for them
+# mallopt parameters (glibc malloc.h)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_GLIBC_DEFAULT_THRESHOLD = 128 * 1024
-_HOLD_MMAP_THRESHOLD, _HOLD_TRIM_THRESHOLD = 1 << 30, 2 ** 31 - 1
 
 
-def hold_freed_memory(enabled: bool = True) -> bool:
+def hold_freed_memory() -> bool:
     """Keep freed memory in the process instead of returning it to the OS (glibc only; False elsewhere).
 
     Allocations up to 1 GiB come from the heap instead of fresh mmaps, and the heap is not trimmed below 2 GiB
-    of free memory, so a training step reuses the pages of the last one. `enabled=False` restores glibc's
-    128 KiB thresholds (without its dynamic raise of the mmap threshold, which stops at 32 MiB anyway).
+    of free memory, so a training step reuses the pages of the last one. For the rest of the process: glibc's
+    default, a threshold that adapts to the freed sizes, cannot be set back with mallopt.
     """
     if not sys.platform.startswith('linux'):
         return False
@@ -131,6 +129,4 @@ def hold_freed_memory(enabled: bool = True) -> bool:
         mallopt = ctypes.CDLL('libc.so.6').mallopt
     except (OSError, AttributeError):  # musl and other C libraries have no mallopt
         return False
-    mmap_threshold, trim_threshold = ((_HOLD_MMAP_THRESHOLD, _HOLD_TRIM_THRESHOLD) if enabled else
-                                      (_GLIBC_DEFAULT_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD))
-    return bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))
+    return bool(mallopt(_M_MMAP_THRESHOLD, 1 << 30)) and bool(mallopt(_M_TRIM_THRESHOLD, 2 ** 31 - 1))

@@ -28,13 +28,17 @@ from datasets import Array3D, ClassLabel, Features
 
 from .data import DatasetError, build_transforms, decode_image
 
-__all__ = ['TENSOR_AUGMENTS', 'cached_pixels', 'PixelDataset', 'BatchAugment', 'normalize']
+__all__ = ['TENSOR_AUGMENTS', 'cached_pixels', 'PixelDataset', 'collate_pixels', 'BatchAugment', 'normalize']
 
 # create_transform options BatchAugment implements; any other option needs the PIL path
 TENSOR_AUGMENTS = ('hflip', 'vflip', 'rot90', 'scale', 'ratio', 'color_jitter')
 
 
-def cached_pixels(split: datasets.Dataset, data_config: Dict[str, Any], cache_dir: Optional[str] = None) -> 'PixelDataset':
+def cached_pixels(
+        split: datasets.Dataset,
+        data_config: Dict[str, Any],
+        cache_dir: Optional[str] = None,
+) -> 'PixelDataset':
     """Return the split decoded and resized to the data config's size as one uint8 tensor, built once.
 
     The decoded split is an Arrow file in the HF datasets cache named by the split's fingerprint (its images,
@@ -44,7 +48,10 @@ def cached_pixels(split: datasets.Dataset, data_config: Dict[str, Any], cache_di
     resize = build_transforms(data_config, is_training=False, use_prefetcher=True)  # uint8 CHW, not normalised
     cache = Path(cache_dir or datasets.config.HF_DATASETS_CACHE) / 'timm_csba_pixels'
     cache.mkdir(parents=True, exist_ok=True)
-    key = f'{split._fingerprint}_{in_chans}x{height}x{width}_{data_config.get("interpolation", "bilinear")}'
+    # what the cached pixels depend on: the images (the split's fingerprint) and how they are resized and cropped
+    resize_args = [data_config.get(key, default) for key, default in
+                   (('interpolation', 'bilinear'), ('crop_pct', 1.0), ('crop_mode', 'center'))]
+    key = '_'.join([split._fingerprint, f'{in_chans}x{height}x{width}', *map(str, resize_args)])
 
     def decode(batch: Dict[str, list]) -> Dict[str, list]:
         return {'pixels': [np.asarray(resize(decode_image(value))) for value in batch['image']]}
