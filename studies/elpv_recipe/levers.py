@@ -1,0 +1,80 @@
+"""Issue 13's lever study: train configs/elpv.yaml with one change at a time and compare on validation only.
+
+    python studies/elpv_recipe/levers.py run sqrt_sampler balanced_sampler     # two runs side by side, 1 thread each
+    python studies/elpv_recipe/levers.py summary                               # table of best validation epochs
+
+Runs land in runs/elpv_levers/<lever>; a run that was killed is resumed, a finished one skipped. Model
+selection is the best validation macro-F1 epoch; test metrics are not read here.
+"""
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNS = ROOT / 'runs' / 'elpv_levers'
+CONFIG = ROOT / 'configs' / 'elpv.yaml'
+
+# lever -> train.py flags on top of configs/elpv.yaml (30 epochs, 224 px, sqrt_inverse class weights, seed 42)
+LEVERS = {
+    'baseline': [],
+    'sqrt_sampler': ['--sampler', 'sqrt', '--class-weights', 'none'],
+    'balanced_sampler': ['--sampler', 'balanced', '--class-weights', 'none'],
+    'sqrt_sampler_sqrt_weights': ['--sampler', 'sqrt'],
+    'epochs_60': ['--epochs', '60'],
+    'label_smoothing_0.1': ['--label-smoothing', '0.1'],
+    'img_300': ['--img-size', '300'],
+    'batch_16': ['--batch-size', '16', '--lr', '0.0014'],
+    'inverse_weights': ['--class-weights', 'inverse'],
+}
+
+
+def command(lever: str) -> list:
+    run = RUNS / lever
+    if (run / 'checkpoints').is_dir() and any((run / 'checkpoints').glob('epoch_*')):
+        return [sys.executable, str(ROOT / 'train.py'), '--resume', str(run), '--threads', '1']
+    return [sys.executable, str(ROOT / 'train.py'), '--config', str(CONFIG), '--output-dir', str(run), '--overwrite',
+            '--threads', '1', *LEVERS[lever]]
+
+
+def run(levers: list) -> None:
+    RUNS.mkdir(parents=True, exist_ok=True)
+    procs = []
+    for lever in levers:
+        if (RUNS / lever / 'test_metrics.json').exists():
+            print(f'{lever}: finished, skipped')
+            continue
+        log = open(RUNS / f'{lever}.log', 'a')
+        procs.append((lever, subprocess.Popen(command(lever), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)))
+    for lever, proc in procs:
+        print(f'{lever}: exit {proc.wait()}')
+
+
+def summary() -> None:
+    print('| lever | flags | epochs run | best epoch | val acc | val macro-F1 | val F1 per grade | s/epoch |')
+    print('|---|---|---|---|---|---|---|---|')
+    for lever, flags in LEVERS.items():
+        metrics = RUNS / lever / 'metrics.jsonl'
+        if not metrics.exists():
+            continue
+        history = [json.loads(line) for line in metrics.read_text().splitlines()]
+        best = max(history, key=lambda r: r['val_macro_f1'])
+        grades = ' / '.join(f'{v:.2f}' for k, v in best.items() if k.startswith('val_f1_'))
+        seconds = sum(r['epoch_time_s'] for r in history) / len(history)
+        print(f'| {lever} | `{" ".join(flags)}` | {len(history)} | {best["epoch"]} | {best["val_accuracy"]:.3f} | '
+              f'{best["val_macro_f1"]:.3f} | {grades} | {seconds:.0f} |')
+
+
+if __name__ == '__main__':
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('action', choices=('run', 'summary'))
+    parser.add_argument('levers', nargs='*', help=f'levers to run: {", ".join(LEVERS)}')
+    args = parser.parse_args()
+    unknown = sorted(set(args.levers) - set(LEVERS))
+    if unknown:
+        sys.exit(f'error: unknown lever(s) {", ".join(unknown)}; choose from {", ".join(LEVERS)}')
+    if args.action == 'run':
+        run(args.levers)
+    else:
+        summary()
