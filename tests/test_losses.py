@@ -1,8 +1,9 @@
-"""Each loss against values computed by hand from its formula, on two samples of two classes."""
+"""Each loss against values computed by hand from its formula, on a few samples of two or three classes."""
 import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from timm_csba.losses import FocalLoss, LDAMLoss, create_loss
 
@@ -78,3 +79,17 @@ def test_loss_from_a_train_config():
     assert isinstance(focal, FocalLoss) and focal.gamma == 0.5 and focal.weight is None
     default = create_loss_from_config({}, COUNTS)  # no run known: class-weighted cross-entropy
     torch.testing.assert_close(default.weight, torch.tensor([4 / 6, 2.0]))
+
+
+def test_ordinal_loss_is_cross_entropy_against_soft_neighbouring_grades():
+    # 3 grades 0, 1/2, 1 at scale 4: the target of grade 0 is softmax(-4 * [0, 1/4, 1]) = softmax([0, -1, -4])
+    logits, target = torch.tensor([[1.0, 0.0, -1.0]]), torch.tensor([0])
+    soft = torch.tensor([0.0, -1.0, -4.0]).softmax(0)
+    expected = -(soft * logits[0].log_softmax(0)).sum().item()
+    loss = create_loss('ordinal', [10, 5, 1], class_weights=None, ordinal_scale=4.0)
+    assert loss(logits, target).item() == pytest.approx(expected, rel=1e-6)
+    # a large scale leaves no mass on the neighbours: plain cross-entropy
+    sharp = create_loss('ordinal', [10, 5, 1], class_weights=None, ordinal_scale=1e4)
+    assert sharp(logits, target).item() == pytest.approx(F.cross_entropy(logits, target).item(), rel=1e-6)
+    # the grade in the middle is pulled both ways: its target is symmetric
+    assert torch.allclose(loss.targets[1], loss.targets[1].flip(0))

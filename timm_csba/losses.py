@@ -5,6 +5,8 @@
     logit_adjusted   logit-adjusted loss: CE on logits + tau * log(prior) (Menon et al. 2021);
                      tau = 1 is the balanced softmax (Ren et al. 2020)
     ldam             label-distribution-aware margins with deferred re-weighting (Cao et al. 2019)
+    ordinal          soft ordinal labels (SORD, Diaz & Marathe 2019): cross-entropy against a target that puts
+                     mass on the neighbouring grades, for classes that are ordered grades (ELPV's 0, 1/3, 2/3, 1)
 
 Weighted losses average as `F.cross_entropy(weight=...)` does: sum_i w_yi * l_i / sum_i w_yi, so focal loss
 with gamma=0 equals weighted CE.
@@ -17,9 +19,12 @@ import torch.nn.functional as F
 
 from .data import weights_from_counts
 
-__all__ = ['LOSSES', 'FocalLoss', 'LogitAdjustedLoss', 'LDAMLoss', 'create_loss', 'create_loss_from_config']
+__all__ = [
+    'LOSSES', 'FocalLoss', 'LogitAdjustedLoss', 'LDAMLoss', 'OrdinalSoftLabelLoss', 'create_loss',
+    'create_loss_from_config',
+]
 
-LOSSES = ('ce', 'focal', 'logit_adjusted', 'ldam')
+LOSSES = ('ce', 'focal', 'logit_adjusted', 'ldam', 'ordinal')
 
 
 def _weighted_mean(per_sample: torch.Tensor, target: torch.Tensor, weight: Optional[torch.Tensor]) -> torch.Tensor:
@@ -88,6 +93,28 @@ class LDAMLoss(nn.Module):
         return F.cross_entropy(self.scale * (logits - margin), target, weight=self.weight)
 
 
+class OrdinalSoftLabelLoss(nn.Module):
+    """Cross-entropy against soft ordinal targets q_k proportional to exp(-scale * (g_k - g_y)^2), with the
+    classes' grades g_k = k / (C - 1) evenly spaced on [0, 1] (SORD, Diaz & Marathe 2019, "Soft Labels for
+    Ordinal Regression"). A 1/3-grade cell then also teaches "near 0 and 2/3, far from 1": errors between
+    neighbouring grades cost less than errors across the scale, and the model stays a C-way classifier, so
+    prediction is the argmax and everything downstream is unchanged. scale -> infinity is plain CE; class
+    weights weigh each sample by its true class, as in the other losses."""
+
+    def __init__(self, num_classes: int, scale: float = 10.0, weight: Optional[torch.Tensor] = None):
+        super().__init__()
+        if num_classes < 2 or scale <= 0:
+            raise ValueError(f'the ordinal loss needs >= 2 classes and a positive scale, got {num_classes} and {scale}.')
+        grades = torch.linspace(0, 1, num_classes)
+        targets = torch.softmax(-scale * (grades[None, :] - grades[:, None]) ** 2, dim=1)  # row y: target of class y
+        self.register_buffer('targets', targets, persistent=False)
+        self.register_buffer('weight', weight, persistent=False)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        per_sample = -(self.targets[target] * F.log_softmax(logits.float(), dim=1)).sum(1)
+        return _weighted_mean(per_sample, target, self.weight)
+
+
 def create_loss(
         name: str,
         class_counts: Sequence[int],
@@ -98,6 +125,7 @@ def create_loss(
         ldam_max_margin: float = 0.5,
         ldam_scale: float = 30.0,
         drw_epoch: Optional[int] = None,
+        ordinal_scale: float = 10.0,
 ) -> nn.Module:
     """Return the loss `name` for a train split with `class_counts`; class weights are 'inverse',
     'sqrt_inverse', 'effective_number' or None (LDAM ignores them: DRW brings its own)."""
@@ -112,10 +140,13 @@ def create_loss(
         return FocalLoss(weight=weight, gamma=focal_gamma)
     if name == 'logit_adjusted':
         return LogitAdjustedLoss(class_counts, tau=la_tau, weight=weight)
+    if name == 'ordinal':
+        return OrdinalSoftLabelLoss(len(class_counts), scale=ordinal_scale, weight=weight)
     return LDAMLoss(class_counts, max_margin=ldam_max_margin, scale=ldam_scale, drw_epoch=drw_epoch)
 
 
-_CONFIG_OPTIONS = ('label_smoothing', 'focal_gamma', 'la_tau', 'ldam_max_margin', 'ldam_scale', 'drw_epoch')
+_CONFIG_OPTIONS = ('label_smoothing', 'focal_gamma', 'la_tau', 'ldam_max_margin', 'ldam_scale', 'drw_epoch',
+                   'ordinal_scale')
 
 
 def create_loss_from_config(config: Mapping[str, Any], class_counts: Sequence[int]) -> nn.Module:
