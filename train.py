@@ -34,11 +34,12 @@ from timm.data import resolve_data_config
 from timm.models import get_pretrained_cfg_value
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
+from timm.utils import ModelEmaV3
 from tqdm.auto import tqdm
 
 import timm_csba  # noqa: F401  (registers csba_* in timm)
-from timm_csba.data import (DATASETS, SAMPLERS, ClassAwareSampler, DatasetError, attach_transform, build_dataset,
-                            build_transforms, class_counts, default_num_workers)
+from timm_csba.data import (SAMPLERS, ClassAwareSampler, DatasetError, add_dataset_arguments, attach_transform,
+                            build_dataset_from_args, build_transforms, class_counts, default_num_workers)
 from timm_csba.diagnostics import analyze
 from timm_csba.files import atomic_path, replace_dir, write_json, write_text, write_yaml
 from timm_csba.hub import save_pretrained
@@ -55,13 +56,7 @@ parser.add_argument('--output-dir', help='run directory (default: runs/<config n
 parser.add_argument('--overwrite', action='store_true', help='replace an existing run in --output-dir')
 parser.add_argument('--resume', help='run directory or checkpoint folder to continue from')
 g = parser.add_argument_group('data')
-g.add_argument('--dataset', default='elpv', help=f'one of {", ".join(DATASETS)}')
-g.add_argument('--data-dir', help='local dataset folder (pv_faults, imagefolder, cifar10_lt copies)')
-g.add_argument('--hub-id', help='Hugging Face Hub dataset id')
-g.add_argument('--dataset-options', type=yaml.safe_load, default={}, help='builder options as YAML, e.g. "{labels: binary}"')
-g.add_argument('--split-seed', type=int, default=0, help='seed of the stratified train/validation/test split')
-g.add_argument('--val-fraction', type=float, default=0.1, help='validation share of each class')
-g.add_argument('--test-fraction', type=float, default=0.2, help='test share of each class (if not shipped)')
+add_dataset_arguments(g)
 g.add_argument('--limit-train', type=int, help='use only this many (shuffled) train images, for smoke tests')
 g.add_argument('--limit-eval', type=int, help='use only this many validation and test images, for smoke tests')
 g.add_argument('--img-size', type=int, help='square training size (default: the model\'s pretrained cfg)')
@@ -86,6 +81,9 @@ g.add_argument('--channels-last', action='store_true', help='channels_last memor
 g.add_argument('--torchcompile', nargs='?', const='inductor', help='torch.compile the model with this backend '
                '(bare flag: inductor), in place: checkpoint keys stay those of the plain model')
 g.add_argument('--torchcompile-mode', help='torch.compile mode (default, reduce-overhead, max-autotune, ...)')
+g.add_argument('--model-ema', action='store_true', help='keep an exponential moving average of the weights (timm '
+               'ModelEmaV3) and validate, select and publish it instead of the raw weights')
+g.add_argument('--model-ema-decay', type=float, default=0.998, help='EMA decay per optimizer update (warmed up)')
 g = parser.add_argument_group('machine')
 g.add_argument('--mixed-precision', default='auto', choices=PRECISIONS,
                help='autocast dtype; auto: bf16 where the device runs it natively, else fp32 on CPU and fp16 on GPU, '
@@ -108,7 +106,7 @@ g.add_argument('--min-lr', type=float, default=0.0, help='cosine floor learning 
 g.add_argument('--clip-grad', type=float, help='clip the gradient norm to this value')
 g.add_argument('--seed', type=int, default=42, help='training seed (init, data order, augmentation)')
 g = parser.add_argument_group('loss')
-g.add_argument('--loss', default='ce', help=f'one of {", ".join(LOSSES)}')
+g.add_argument('--loss', default='ce', choices=LOSSES, help='training loss')
 g.add_argument('--class-weights', default='inverse', help='inverse, sqrt_inverse, effective_number or none')
 g.add_argument('--label-smoothing', type=float, default=0.0, help='label smoothing (ce)')
 g.add_argument('--focal-gamma', type=float, default=2.0, help='focal loss gamma')
@@ -116,6 +114,8 @@ g.add_argument('--la-tau', type=float, default=1.0, help='logit adjustment tau (
 g.add_argument('--ldam-max-margin', type=float, default=0.5, help='LDAM largest margin')
 g.add_argument('--ldam-scale', type=float, default=30.0, help='LDAM logit scale')
 g.add_argument('--drw-epoch', type=int, help='LDAM: epoch from which deferred re-weighting starts')
+g.add_argument('--ordinal-scale', type=float, default=10.0, help='ordinal loss: target mass exp(-scale * grade '
+               'distance^2), grades evenly spaced on [0, 1]; larger is closer to CE')
 g = parser.add_argument_group('selection and logging')
 g.add_argument('--monitor', default='macro_f1', help=f'validation metric for best checkpoint / early stop: {", ".join(METRICS)}')
 g.add_argument('--patience', type=int, default=10, help='epochs without improvement before stopping (0: never)')
@@ -146,8 +146,10 @@ def resolve_config(argv):
             sys.exit(f'error: {config_path}: {action.dest}: {getattr(args, action.dest)!r} is not one of '
                      f'{", ".join(map(str, action.choices))}')
     args.config = config_path
-    if args.output_dir is None:
-        args.output_dir = str(run_dir_of(Path(args.resume))) if args.resume else f'runs/{Path(config_path).stem}'
+    if args.resume and known.output_dir is None:  # a resumed run stays where it is now, wherever it was started
+        args.output_dir = str(run_dir_of(Path(args.resume)))
+    elif args.output_dir is None:
+        args.output_dir = f'runs/{Path(config_path).stem}'
     return args
 
 
@@ -242,8 +244,7 @@ set_seed(args.seed)
 
 # ------------------------------------------------------------------------------------------------ data
 try:
-    dataset = build_dataset(args.dataset, data_dir=args.data_dir, hub_id=args.hub_id, seed=args.split_seed,
-                            val_fraction=args.val_fraction, test_fraction=args.test_fraction, **args.dataset_options)
+    dataset = build_dataset_from_args(args)
 except DatasetError as e:
     sys.exit(f'error: {e}')
 if args.limit_train:
@@ -280,6 +281,9 @@ train_tf = build_transforms(data_config, is_training=True, **args.augment)
 eval_tf = build_transforms(data_config, is_training=False)
 if args.channels_last:
     model = model.to(memory_format=torch.channels_last)
+# the average is a copy of the plain model, made before compiling (it is evaluated eagerly, a few times an epoch)
+ema = ModelEmaV3(model, decay=args.model_ema_decay, use_warmup=True, device=accelerator.device) if args.model_ema \
+    else None
 if args.torchcompile:
     try:
         compile_in_place(model, args.torchcompile, args.torchcompile_mode, accelerator.device)
@@ -369,7 +373,7 @@ class TrainState:
 
 
 state = TrainState()
-accelerator.register_for_checkpointing(scheduler, state)
+accelerator.register_for_checkpointing(scheduler, state, *([ema] if ema else []))
 if args.resume:
     checkpoint = latest_checkpoint(Path(args.resume))
     accelerator.load_state(str(checkpoint))
@@ -378,13 +382,13 @@ accelerator.init_trackers(out_dir.name, config={k: str(v) if isinstance(v, (dict
                                                  for k, v in vars(args).items()})
 
 
-def evaluate(data_loader):
-    """Return (metrics, mean loss) over a split; gather_for_metrics drops the padding of the last batch."""
-    model.eval()
+def evaluate(net, data_loader):
+    """Return (metrics, mean loss) of `net` over a split; gather_for_metrics drops the padding of the last batch."""
+    net.eval()
     logits, labels = [], []
-    with torch.no_grad():
+    with torch.no_grad(), accelerator.autocast():  # the EMA copy is not wrapped by accelerate's autocast
         for batch in data_loader:
-            out = model(model_inputs(batch['pixel_values'], training=False))
+            out = net(model_inputs(batch['pixel_values'], training=False))
             out, target = accelerator.gather_for_metrics((out, batch['label']))
             logits.append(out.float())
             labels.append(target)
@@ -440,6 +444,8 @@ for epoch in range(state.epoch + 1, args.epochs + 1):
             if accelerator.sync_gradients:
                 state.updates += 1
                 scheduler.step_update(num_updates=state.updates)
+                if ema is not None:
+                    ema.update(accelerator.unwrap_model(model), step=state.updates)
         loss_sum += loss.detach() * len(batch['label'])
         seen += len(batch['label'])
         progress.set_postfix(loss=f'{loss.item():.4f}')
@@ -447,7 +453,8 @@ for epoch in range(state.epoch + 1, args.epochs + 1):
     train_loss = (accelerator.reduce(loss_sum, 'sum') / accelerator.reduce(
         torch.tensor(seen, device=accelerator.device, dtype=torch.float), 'sum')).item()
     train_time = time.time() - start
-    val, val_loss = evaluate(val_loader)
+    selected = ema.module if ema is not None else model  # the weights that are validated, kept and published
+    val, val_loss = evaluate(selected, val_loader)
 
     state.epoch = epoch
     improved = val[args.monitor] > state.best + args.min_delta
@@ -475,7 +482,7 @@ for epoch in range(state.epoch + 1, args.epochs + 1):
     accelerator.print(f'epoch {epoch}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, '
                       f'val {args.monitor} {val[args.monitor]:.4f} (best {state.best:.4f} @ {state.best_epoch})')
     if improved and accelerator.is_main_process:
-        save_pretrained(accelerator.unwrap_model(model), out_dir / 'best', label_names, data_config)
+        save_pretrained(accelerator.unwrap_model(selected), out_dir / 'best', label_names, data_config)
     save_checkpoint(epoch)
     if accelerator.is_main_process:
         write_text(out_dir / 'metrics.jsonl', ''.join(json.dumps(r) + '\n' for r in state.history))
@@ -487,7 +494,7 @@ for epoch in range(state.epoch + 1, args.epochs + 1):
 accelerator.wait_for_everyone()
 best = timm.create_model(f'local-dir:{out_dir / "best"}', pretrained=True)
 accelerator.unwrap_model(model).load_state_dict(best.state_dict())
-test, test_loss = evaluate(test_loader)
+test, test_loss = evaluate(model, test_loader)
 test.update(split='test', loss=test_loss, best_epoch=state.best_epoch, model=args.model, dataset=args.dataset,
             seed=args.seed, **{f'val_{args.monitor}': state.best})
 if accelerator.is_main_process:

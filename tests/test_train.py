@@ -1,6 +1,7 @@
 """train.py end to end on the smoke preset: run directory, exact resume after a kill, two processes, bad input."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -142,6 +143,7 @@ def test_launcher_that_splits_processes_is_refused(tmp_path):
     (['--input-pipeline', 'tensor', '--augment', '{auto_augment: rand-m9-mstd0.5}'], 'needs --input-pipeline pil'),
     (['--input-pipeline', 'tensor', '--num-workers', '2'], '--num-workers applies to the pil input pipeline'),
     (['--torchcompile', 'inductr'], "'inductr' is not a torch.compile backend"),
+    (['--loss', 'dice'], "argument --loss: invalid choice: 'dice'"),
 ])
 def test_bad_input_gets_one_clear_error(tmp_path, args, message):
     result = _train('--output-dir', str(tmp_path / 'r'), *args, check=False)
@@ -193,6 +195,29 @@ def test_compile_and_precision_keep_checkpoint_keys_and_resume_across_each_other
     assert 'compiled_graphs' not in history[1] and history[2]['compiled_graphs'] > 0
     assert history[3]['compiled_graphs'] == history[2]['compiled_graphs']  # no recompiles after the first epoch
     assert (run / 'test_metrics.json').exists()
+
+
+def test_model_ema_is_what_is_validated_kept_and_resumed(tmp_path):
+    """--model-ema: best/ holds the moving average, not the raw weights, and a resume continues the average."""
+    run = tmp_path / 'ema'
+    _train('--output-dir', str(run), '--epochs', '3', '--keep-last', '3', '--model-ema', '--loss', 'ordinal')
+
+    def checkpoint(folder, epoch):  # (raw weights, EMA weights); custom objects: scheduler, train state, EMA
+        ckpt = folder / 'checkpoints' / f'epoch_{epoch:04d}'
+        average = torch.load(ckpt / 'custom_checkpoint_2.pkl', weights_only=True)
+        return load_file(str(ckpt / 'model.safetensors')), {k.removeprefix('module.'): v for k, v in average.items()}
+
+    best_epoch = json.loads((run / 'test_metrics.json').read_text())['best_epoch']
+    raw, average = checkpoint(run, best_epoch)
+    best = load_file(str(run / 'best' / 'model.safetensors'))
+    assert all(torch.equal(best[k], average[k]) for k in best)
+    assert not all(torch.equal(best[k], raw[k]) for k in best)
+
+    resumed = tmp_path / 'ema_resumed'  # the same run, killed after epoch 2
+    shutil.copytree(run, resumed)
+    shutil.rmtree(resumed / 'checkpoints' / 'epoch_0003')
+    _train('--resume', str(resumed), config=None)
+    assert all(torch.equal(a, b) for a, b in zip(checkpoint(run, 3)[1].values(), checkpoint(resumed, 3)[1].values()))
 
 
 def test_existing_run_is_not_overwritten_and_resume_checks_identity(smoke_run):
