@@ -19,9 +19,8 @@ from huggingface_hub import ModelCard, hf_hub_download
 from safetensors.torch import load_file
 
 import timm_csba  # noqa: F401
-from timm_csba.data import attach_transform, build_dataset, build_transforms
+from timm_csba import evaluate
 from timm_csba.hub import HubError, export_run, main as hub_main, seed_cache, validate_staged
-from timm_csba.metrics import classification_metrics
 from timm_csba.models.csba_squeeze import HF_HUB_ORG, PUBLISHED_TAGS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -232,23 +231,17 @@ def test_pretrained_true_loads_the_staged_weights_bit_identical(tag, offline):
 
 @needs_published
 @pytest.mark.parametrize('tag', PUBLISHED)
-def test_card_metrics_reproduce_on_the_elpv_test_split(tag, offline):
-    model = timm.create_model(tag, pretrained=True).eval()
+def test_card_metrics_reproduce_on_the_elpv_test_split(tag, offline, tmp_path, capsys):
+    """What a card reader runs: python -m timm_csba.evaluate TAG on the run's split gives the card's numbers."""
     args = yaml.safe_load((HUB / tag / 'train_args.yaml').read_text())
-    test_split = build_dataset('elpv', seed=args['split_seed'], val_fraction=args['val_fraction'],
-                               test_fraction=args['test_fraction'])['test']
-    loader = torch.utils.data.DataLoader(attach_transform(test_split, build_transforms(model, is_training=False)),
-                                         batch_size=64)
-    predictions, labels = [], []
-    with torch.inference_mode():
-        for batch in loader:
-            predictions.append(model(batch['pixel_values']).argmax(1))
-            labels.append(batch['label'])
-    names = test_split.features['label'].names
-    metrics = classification_metrics(torch.cat(labels), torch.cat(predictions), names)
+    evaluate.main([tag, '--dataset', 'elpv', '--split', 'test', '--split-seed', str(args['split_seed']),
+                   '--val-fraction', str(args['val_fraction']), '--test-fraction', str(args['test_fraction']),
+                   '--out', str(tmp_path)])
+    metrics = json.loads((tmp_path / 'test_metrics.json').read_text())
     card = {r.metric_type: r.metric_value for r in ModelCard.load(HUB / tag / 'README.md').data.eval_results}
-    assert metrics['num_samples'] == 525
+    assert metrics['num_samples'] == 525 and (tmp_path / 'confusion_matrix.png').stat().st_size > 0
     assert metrics['accuracy'] == card['accuracy'] and metrics['macro_f1'] == card['f1']
+    assert metrics['confusion_matrix'] == json.loads((HUB / tag / 'test_metrics.json').read_text())['confusion_matrix']
 
 
 @needs_published

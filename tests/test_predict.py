@@ -11,7 +11,7 @@ from PIL import Image
 
 from timm_csba.data import _elpv_root, build_transforms
 from timm_csba.hub import save_pretrained
-from timm_csba.predict import main, predict
+from timm_csba.predict import main, predict, tta_probabilities
 
 NAMES = ['functional', 'possibly_defective', 'likely_defective', 'defective']
 ELPV_IMAGES = sorted((_elpv_root() / 'images').glob('*.png'))[:5]
@@ -95,3 +95,34 @@ def test_bad_input_gets_one_clear_error(gray_model, tmp_path):
         main(['--model', str(gray_model), str(empty)])
     with pytest.raises(SystemExit, match="unknown model 'csba_squeze'; did you mean csba_squeeze"):
         main(['--model', 'csba_squeze', str(ELPV_IMAGES[0])])
+
+
+def test_d4_test_time_augmentation_averages_the_eight_symmetries():
+    """The d4 mean over rotations and flips, checked view by view; it is the same for a rotated or flipped cell."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2 * 6 * 6, 3))  # orientation-sensitive
+    x = torch.randn(4, 2, 6, 6)
+    views = [torch.rot90(v, k, dims=(2, 3)) for k in range(4) for v in (x, x.flip(3))]
+    expected = torch.stack([model(v).softmax(-1) for v in views]).mean(0)
+    assert torch.allclose(tta_probabilities(model, x, 'd4'), expected, atol=1e-6)
+    assert torch.allclose(tta_probabilities(model, x.transpose(2, 3), 'd4'), expected, atol=1e-6)
+    assert torch.allclose(tta_probabilities(model, x, 'none'), model(x).softmax(-1))
+    assert not torch.allclose(tta_probabilities(model, x, 'flip'), model(x).softmax(-1))
+
+
+def test_predict_tta_option(gray_model, capsys):
+    main(['--model', str(gray_model), str(ELPV_IMAGES[0]), '--format', 'json', '--tta', 'd4', '--top-k', '4'])
+    row = json.loads(capsys.readouterr().out)[0]
+    model = timm.create_model(f'local-dir:{gray_model}', pretrained=True).eval()
+    with torch.no_grad():
+        x = build_transforms(model, is_training=False)(Image.open(ELPV_IMAGES[0]))[None]
+        probs = tta_probabilities(model, x, 'd4')[0]
+    assert row['probability'] == pytest.approx(float(probs.max()), abs=1e-6)
+
+
+def test_evaluate_refuses_a_model_with_another_class_count(gray_model, tmp_path):
+    """The evaluate CLI: a dataset whose classes the model does not predict is one line, and nothing is written."""
+    from timm_csba.evaluate import main as evaluate_main
+    with pytest.raises(SystemExit, match='predicts 4 classes, elpv has 2'):
+        evaluate_main([str(gray_model), '--dataset-options', '{labels: binary}', '--out', str(tmp_path / 'e')])
+    assert not (tmp_path / 'e').exists()

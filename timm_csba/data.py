@@ -32,6 +32,7 @@ __all__ = [
     'DATASETS', 'SPLITS', 'DatasetError', 'build_dataset', 'stratified_split', 'class_counts', 'class_weights',
     'imbalance_ratio', 'build_transforms', 'attach_transform', 'decode_image', 'find_corrupt_images',
     'default_num_workers', 'long_tail_counts', 'weights_from_counts', 'SAMPLERS', 'ClassAwareSampler',
+    'DATASET_ARGUMENTS', 'add_dataset_arguments', 'build_dataset_from_args',
 ]
 
 SPLITS = ('train', 'validation', 'test')
@@ -410,6 +411,30 @@ def build_dataset(
     dataset = builder(**kwargs)
     _check_every_class_present(dataset, name)
     return dataset
+
+
+# the flags that name a dataset and its fixed split; train.py, evaluate and diagnose share them, so that a run's
+# split is rebuilt exactly from its args.yaml
+DATASET_ARGUMENTS = ('dataset', 'data_dir', 'hub_id', 'dataset_options', 'split_seed', 'val_fraction', 'test_fraction')
+
+
+def add_dataset_arguments(parser) -> None:
+    """Add the dataset and split flags (DATASET_ARGUMENTS) to an argparse parser or argument group."""
+    import yaml
+    parser.add_argument('--dataset', default='elpv', help=f'one of {", ".join(DATASETS)}')
+    parser.add_argument('--data-dir', help='local dataset folder (pv_faults, imagefolder, cifar10_lt copies)')
+    parser.add_argument('--hub-id', help='Hugging Face Hub dataset id')
+    parser.add_argument('--dataset-options', type=yaml.safe_load, default={},
+                        help='builder options as YAML, e.g. "{labels: binary}"')
+    parser.add_argument('--split-seed', type=int, default=0, help='seed of the stratified train/validation/test split')
+    parser.add_argument('--val-fraction', type=float, default=0.1, help='validation share of each class')
+    parser.add_argument('--test-fraction', type=float, default=0.2, help='test share of each class (if not shipped)')
+
+
+def build_dataset_from_args(args) -> DatasetDict:
+    """`build_dataset` from the flags of `add_dataset_arguments` (an argparse namespace)."""
+    return build_dataset(args.dataset, data_dir=args.data_dir, hub_id=args.hub_id, seed=args.split_seed,
+                         val_fraction=args.val_fraction, test_fraction=args.test_fraction, **args.dataset_options)
 
 
 def _check_every_class_present(dataset: DatasetDict, name: str) -> None:

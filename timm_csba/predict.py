@@ -24,9 +24,11 @@ from PIL import Image
 
 from .data import build_transforms
 
-__all__ = ['load_model', 'find_images', 'load_image', 'predict', 'PredictError']
+__all__ = ['TTA', 'PredictError', 'load_model', 'find_images', 'load_image', 'tta_probabilities', 'predict']
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+# test-time augmentation: no extra views, identity + horizontal flip, or the 8 symmetries of the square
+TTA = ('none', 'flip', 'd4')
 
 
 class PredictError(ValueError):
@@ -82,6 +84,16 @@ def load_image(path: Path) -> Image.Image:
     return Image.fromarray(pixels.round().astype(np.uint8), mode='L')
 
 
+def tta_probabilities(model: torch.nn.Module, x: torch.Tensor, tta: str = 'none') -> torch.Tensor:
+    """Softmax probabilities of a batch, averaged over the views of `tta` (see TTA)."""
+    if tta not in TTA:
+        raise ValueError(f'unknown test-time augmentation {tta!r}; use one of {", ".join(TTA)}.')
+    rotations = range(4) if tta == 'd4' else range(1)
+    flips = (False, True) if tta in ('flip', 'd4') else (False,)
+    views = [torch.rot90(x.flip(-1) if flip else x, k, dims=(-2, -1)) for k in rotations for flip in flips]
+    return torch.stack([model(view).float().softmax(-1) for view in views]).mean(0)
+
+
 class _Images(torch.utils.data.Dataset):
     def __init__(self, paths: Sequence[Path], transform):
         self.paths, self.transform = paths, transform
@@ -99,8 +111,9 @@ def label_names(model: torch.nn.Module) -> List[str]:
 
 
 def predict(model: torch.nn.Module, paths: Sequence[Path], top_k: int = 3, batch_size: int = 32,
-            num_workers: int = 0, device: Optional[torch.device] = None) -> List[Dict[str, Any]]:
-    """Return one row per image: path, top-1 label and probability, and the top-k (label, probability) list."""
+            num_workers: int = 0, device: Optional[torch.device] = None, tta: str = 'none') -> List[Dict[str, Any]]:
+    """Return one row per image: path, top-1 label and probability, and the top-k (label, probability) list;
+    with `tta`, the probabilities are the mean over the augmented views."""
     device = device or torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     model = model.to(device).eval()
     names = label_names(model)
@@ -110,7 +123,7 @@ def predict(model: torch.nn.Module, paths: Sequence[Path], top_k: int = 3, batch
     rows, done = [], 0
     with torch.inference_mode():
         for batch in loader:
-            probs = model(batch.to(device)).float().softmax(-1)
+            probs = tta_probabilities(model, batch.to(device), tta)
             values, indices = probs.topk(top_k, dim=-1)
             for p, i in zip(values.tolist(), indices.tolist()):
                 rows.append({'path': str(paths[done]), 'label': names[i[0]], 'probability': p[0],
@@ -139,6 +152,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument('--top-k', type=int, default=3, help='classes per image, most probable first')
     parser.add_argument('--batch-size', type=int, default=32, help='images per forward pass')
     parser.add_argument('--num-workers', type=int, default=0, help='DataLoader workers decoding images')
+    parser.add_argument('--tta', default='none', choices=TTA, help='test-time augmentation: average the softmax over '
+                        'flips (flip) or the 8 rotations and flips of the square (d4)')
     parser.add_argument('--output', help='write here instead of stdout (.json -> JSON, else CSV)')
     parser.add_argument('--format', choices=['csv', 'json'], help='output format (default: from --output, else csv)')
     args = parser.parse_args(argv)
@@ -148,7 +163,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     try:
         model = load_model(args.model)
         rows = predict(model, find_images(args.images), top_k=args.top_k, batch_size=args.batch_size,
-                       num_workers=args.num_workers)
+                       num_workers=args.num_workers, tta=args.tta)
     except PredictError as e:
         sys.exit(f'error: {e}')
     if args.output:

@@ -1,0 +1,90 @@
+"""`python -m timm_csba.evaluate`: score any trained model on a dataset split, as train.py scores its test split.
+
+    python -m timm_csba.evaluate csba_squeeze.elpv --dataset elpv --split test
+    python -m timm_csba.evaluate local-dir:hub/csba_squeeze_sum.elpv --split validation --tta d4
+    python -m timm_csba.evaluate runs/elpv/best --out checks/elpv_best
+
+MODEL is a timm name with published weights, `hf-hub:ORG/NAME`, `local-dir:FOLDER` or a folder in timm's Hub
+format. The split is rebuilt from the dataset flags train.py takes (the same fixed, seeded split), preprocessed
+with the model's own eval transform, and the result is written as train.py writes it: OUT/<split>_metrics.json
+(accuracy, balanced accuracy, macro-F1, per-class precision/recall/F1, confusion matrix) and
+OUT/confusion_matrix.png, so anyone can check a model card's numbers.
+
+Test-time augmentation (--tta) averages the softmax over flips (`flip`: identity and horizontal flip) or the
+eight symmetries of the square (`d4`: four 90-degree rotations, each also flipped), which suits cells that have
+no preferred orientation.
+"""
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence
+
+import datasets
+import torch
+
+from .data import DatasetError, add_dataset_arguments, attach_transform, build_dataset_from_args, build_transforms
+from .files import atomic_path, write_json
+from .metrics import classification_metrics, save_confusion_matrix
+from .predict import TTA, PredictError, load_model, tta_probabilities
+
+__all__ = ['evaluate_split']
+
+def evaluate_split(model: torch.nn.Module, split: datasets.Dataset, tta: str = 'none', batch_size: int = 64,
+                   device: Optional[torch.device] = None) -> Dict[str, Any]:
+    """Metrics of `model` on a dataset split (image + label), preprocessed with the model's eval transform."""
+    device = device or torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    model = model.to(device).eval()
+    loader = torch.utils.data.DataLoader(attach_transform(split, build_transforms(model, is_training=False)),
+                                         batch_size=batch_size)
+    predictions, labels = [], []
+    with torch.inference_mode():
+        for batch in loader:
+            predictions.append(tta_probabilities(model, batch['pixel_values'].to(device), tta).argmax(-1).cpu())
+            labels.append(batch['label'])
+    return classification_metrics(torch.cat(labels), torch.cat(predictions), split.features['label'].names)
+
+
+def _default_out(model: str, args: argparse.Namespace) -> Path:
+    slug = re.sub(r'[^A-Za-z0-9._-]+', '_', model.strip('/')).strip('_')
+    suffix = '' if args.tta == 'none' else f'-{args.tta}'
+    return Path('evaluations') / f'{slug}-{args.dataset}-{args.split}{suffix}'
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    parser = argparse.ArgumentParser(prog='python -m timm_csba.evaluate', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('model', help='csba_squeeze.elpv, hf-hub:ORG/NAME, local-dir:DIR or DIR')
+    add_dataset_arguments(parser)
+    parser.add_argument('--split', default='test', choices=('train', 'validation', 'test'), help='split to score')
+    parser.add_argument('--tta', default='none', choices=TTA, help='test-time augmentation (averaged softmax)')
+    parser.add_argument('--batch-size', type=int, default=64, help='images per forward pass')
+    parser.add_argument('--out', help='output folder (default: evaluations/<model>-<dataset>-<split>)')
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error('--batch-size must be at least 1')
+    try:
+        model = load_model(args.model)
+        split = build_dataset_from_args(args)[args.split]
+        names = split.features['label'].names
+        if model.num_classes != len(names):
+            raise PredictError(f'{args.model} predicts {model.num_classes} classes, {args.dataset} has {len(names)} '
+                               f'({", ".join(names)}); pass the dataset the model was trained on.')
+        metrics = evaluate_split(model, split, tta=args.tta, batch_size=args.batch_size)
+    except (PredictError, DatasetError) as e:
+        sys.exit(f'error: {e}')
+    metrics.update(split=args.split, model=args.model, dataset=args.dataset, split_seed=args.split_seed,
+                   tta=args.tta)
+    out = Path(args.out) if args.out else _default_out(args.model, args)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / f'{args.split}_metrics.json', metrics)
+    with atomic_path(out / 'confusion_matrix.png') as png:
+        save_confusion_matrix(metrics, str(png), title=f'{args.model} on {args.dataset} {args.split}: accuracy '
+                              f'{metrics["accuracy"]:.3f}, macro-F1 {metrics["macro_f1"]:.3f}')
+    print(json.dumps({k: metrics[k] for k in ('num_samples', 'accuracy', 'balanced_accuracy', 'macro_f1')}))
+    print(f'wrote {out / f"{args.split}_metrics.json"} and {out / "confusion_matrix.png"}')
+
+
+if __name__ == '__main__':
+    main()
