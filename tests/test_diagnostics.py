@@ -1,6 +1,7 @@
 """Gradient-conflict diagnostics on constructed cases with known answers, invariances, and the CLI."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,8 +10,10 @@ import pytest
 import timm
 import torch
 import torch.nn as nn
+import yaml
 
 import timm_csba  # noqa: F401
+from timm_csba.data import build_dataset, class_counts
 from timm_csba.diagnose import main as diagnose_main
 from timm_csba.diagnostics import analyze, conflict_matrices, conflict_summary, select_parameters, to_jsonable
 from timm_csba.hub import save_pretrained
@@ -183,3 +186,16 @@ def test_any_timm_model_works_without_branch_analysis():
     backbone = analyze(model, data, labels, ELPV_NAMES)['parameter_sets']['backbone']
     assert backbone['num_params'] == sum(p.numel() for n, p in model.named_parameters() if not n.startswith('fc.'))
     assert torch.allclose(torch.diagonal(backbone['cosine']), torch.ones(4, dtype=torch.float64))
+
+
+def test_cli_rebuilds_the_runs_own_split(model_dir, tmp_path):
+    """A run trained with non-default split fractions is diagnosed on its own split, read from RUN/args.yaml."""
+    run = tmp_path / 'run'
+    shutil.copytree(model_dir, run / 'best')
+    (run / 'args.yaml').write_text(yaml.safe_dump({'dataset': 'elpv', 'split_seed': 3, 'val_fraction': 0.05,
+                                                   'test_fraction': 0.2, 'loss': 'ce', 'class_weights': 'none'}))
+    diagnose_main(['--model-dir', str(run / 'best'), '--split', 'validation', '--num-workers', '0',
+                   '--batch-size', '16', '--out', str(tmp_path / 'o')])
+    report = json.loads((tmp_path / 'o' / 'diagnostics.json').read_text())
+    expected = list(class_counts(build_dataset('elpv', seed=3, val_fraction=0.05)['validation']).values())
+    assert report['samples_per_class'] == expected != [151, 30, 11, 72]  # the default split's

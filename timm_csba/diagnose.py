@@ -6,9 +6,9 @@
     ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --num_processes 2 -m timm_csba.diagnose ...
 
 Works for any timm model exported in timm's Hub format (model.safetensors + config.json); branch analysis only
-where a csba_* multi-branch head exists. When the model folder is a train.py run's `best/`, the run's loss and
-class weights (args.yaml), test metrics (per-class F1 correlation) and metrics.jsonl (generalisation gap) are
-used too. Writes diagnostics.json and PNG heatmaps to --out.
+where a csba_* multi-branch head exists. When the model folder is a train.py run's `best/`, the run's dataset and
+split (its dataset flags; flags given here win), loss and class weights (args.yaml), test metrics (per-class F1
+correlation) and metrics.jsonl (generalisation gap) are used too. Writes diagnostics.json and PNG heatmaps to --out.
 """
 import argparse
 import json
@@ -20,7 +20,8 @@ import timm
 import torch
 import yaml
 
-from .data import DatasetError, attach_transform, build_dataset, build_transforms, class_counts
+from .data import (DATASET_ARGUMENTS, DatasetError, add_dataset_arguments, attach_transform, build_dataset_from_args,
+                   build_transforms, class_counts)
 from .diagnostics import (
     analyze, plot_comparison, plot_matrix, spearman, to_jsonable,
 )
@@ -96,11 +97,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog='python -m timm_csba.diagnose', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--model-dir', required=True, help='timm Hub-format folder (e.g. RUN/best)')
-    parser.add_argument('--dataset', default='elpv', help='timm_csba dataset name')
-    parser.add_argument('--data-dir', help='local dataset folder')
-    parser.add_argument('--hub-id', help='Hub dataset id')
-    parser.add_argument('--dataset-options', type=yaml.safe_load, default={}, help='builder options as YAML')
-    parser.add_argument('--split-seed', type=int, default=0, help='seed of the dataset split (as in training)')
+    add_dataset_arguments(parser)  # defaults: the run's own (RUN/args.yaml) when the folder is a run's best/
     parser.add_argument('--split', default='train', choices=['train', 'validation', 'test'], help='split to use')
     parser.add_argument('--params', default='backbone', help='all, backbone, layerwise or a regex on parameter names')
     parser.add_argument('--batch-size', type=int, default=32, help='samples per (single-class) batch')
@@ -110,14 +107,18 @@ def main(argv=None) -> None:
     parser.add_argument('--compare', help='another model folder, or "init" for this model at initialisation')
     parser.add_argument('--init-seed', type=int, default=0, help='seed of the initialisation for --compare init')
     parser.add_argument('--out', required=True, help='output folder for diagnostics.json and PNGs')
+    known, _ = parser.parse_known_args(argv)
+    run = _run_dir(Path(known.model_dir))
+    if run is not None:  # rebuild the split the run trained on, not the default one
+        saved = yaml.safe_load((run / 'args.yaml').read_text())
+        parser.set_defaults(**{key: saved[key] for key in DATASET_ARGUMENTS if key in saved})
     args = parser.parse_args(argv)
 
     from accelerate import Accelerator
     accelerator = Accelerator()
     try:
         model = load_model_dir(args.model_dir)
-        dataset = build_dataset(args.dataset, data_dir=args.data_dir, hub_id=args.hub_id, seed=args.split_seed,
-                                **args.dataset_options)
+        dataset = build_dataset_from_args(args)
         names = dataset[args.split].features['label'].names
         _check_classes(model, names)
         models = {'model': model}
