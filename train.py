@@ -38,6 +38,7 @@ from timm.utils import ModelEmaV3
 from tqdm.auto import tqdm
 
 import timm_csba  # noqa: F401  (registers csba_* in timm)
+from timm_csba.calibration import cross_fitted_predictions, fit_logit_offsets, fold_logit_offsets
 from timm_csba.data import (SAMPLERS, ClassAwareSampler, DatasetError, add_dataset_arguments, attach_transform,
                             build_dataset_from_args, build_transforms, class_counts, default_num_workers)
 from timm_csba.diagnostics import analyze
@@ -121,6 +122,9 @@ g.add_argument('--monitor', default='macro_f1', help=f'validation metric for bes
 g.add_argument('--patience', type=int, default=10, help='epochs without improvement before stopping (0: never)')
 g.add_argument('--min-delta', type=float, default=0.0, help='smallest improvement that counts')
 g.add_argument('--keep-last', type=int, default=2, help='epoch checkpoints kept besides the best')
+g.add_argument('--logit-offsets', default='none', choices=('none', 'fit'),
+               help='fit: after training, per-class logit offsets fitted on validation for macro-F1 are folded into '
+                    'best/ (its config.json records them), before the test')
 g.add_argument('--report-to', default='none', help='trackers: tensorboard, wandb, all or none')
 g.add_argument('--diagnose-every', type=int, default=0, help='gradient-conflict summaries every N epochs (0: never)')
 g.add_argument('--diagnose-batches', type=int, default=8, help='single-class train batches per process for them')
@@ -382,8 +386,8 @@ accelerator.init_trackers(out_dir.name, config={k: str(v) if isinstance(v, (dict
                                                  for k, v in vars(args).items()})
 
 
-def evaluate(net, data_loader):
-    """Return (metrics, mean loss) of `net` over a split; gather_for_metrics drops the padding of the last batch."""
+def split_logits(net, data_loader):
+    """(logits, labels) of `net` over a split on every process; gather_for_metrics drops the last batch's padding."""
     net.eval()
     logits, labels = [], []
     with torch.no_grad(), accelerator.autocast():  # the EMA copy is not wrapped by accelerate's autocast
@@ -392,7 +396,12 @@ def evaluate(net, data_loader):
             out, target = accelerator.gather_for_metrics((out, batch['label']))
             logits.append(out.float())
             labels.append(target)
-    logits, labels = torch.cat(logits), torch.cat(labels)
+    return torch.cat(logits), torch.cat(labels)
+
+
+def evaluate(net, data_loader):
+    """Return (metrics, mean loss) of `net` over a split."""
+    logits, labels = split_logits(net, data_loader)
     loss = criterion(logits, labels).item()  # the training loss, so that val - train is a generalisation gap
     metrics = classification_metrics(labels.cpu(), logits.argmax(1).cpu(), label_names)
     return metrics, loss
@@ -494,9 +503,31 @@ for epoch in range(state.epoch + 1, args.epochs + 1):
 accelerator.wait_for_everyone()
 best = timm.create_model(f'local-dir:{out_dir / "best"}', pretrained=True)
 accelerator.unwrap_model(model).load_state_dict(best.state_dict())
+calibration = {}
+if args.logit_offsets == 'fit':
+    best_config = json.loads((out_dir / 'best' / 'config.json').read_text())
+    if 'logit_offsets' not in best_config:  # else a resumed run whose best/ already carries them
+        val_logits, val_labels = (t.cpu().numpy() for t in split_logits(model, val_loader))
+        offsets = fit_logit_offsets(val_logits, val_labels).tolist()
+        calibration = {  # validation macro-F1 as selected, cross-fitted (the honest estimate) and fitted
+            'logit_offsets': offsets,
+            'val_macro_f1_before_offsets': classification_metrics(val_labels, val_logits.argmax(1), label_names)[
+                'macro_f1'],
+            'val_macro_f1_offsets_cross_fitted': classification_metrics(
+                val_labels, cross_fitted_predictions(val_logits, val_labels), label_names)['macro_f1'],
+            'val_macro_f1_offsets_fitted': classification_metrics(
+                val_labels, (val_logits + offsets).argmax(1), label_names)['macro_f1'],
+        }
+        fold_logit_offsets(accelerator.unwrap_model(model), offsets)
+        if accelerator.is_main_process:
+            save_pretrained(accelerator.unwrap_model(model), out_dir / 'best', label_names, data_config,
+                            extra_config=calibration)
+    else:
+        calibration = {k: v for k, v in best_config.items() if 'offsets' in k}
+    accelerator.print(f'logit offsets {calibration["logit_offsets"]} folded into best/')
 test, test_loss = evaluate(model, test_loader)
 test.update(split='test', loss=test_loss, best_epoch=state.best_epoch, model=args.model, dataset=args.dataset,
-            seed=args.seed, **{f'val_{args.monitor}': state.best})
+            seed=args.seed, **{f'val_{args.monitor}': state.best}, **calibration)
 if accelerator.is_main_process:
     write_json(out_dir / 'test_metrics.json', test)
     with atomic_path(out_dir / 'confusion_matrix.png') as png:

@@ -187,14 +187,16 @@ def test_compile_and_precision_keep_checkpoint_keys_and_resume_across_each_other
     assert set(_final_weights(run)) == keys
     _train('--resume', str(run), '--epochs', '4', '--mixed-precision', fast, '--torchcompile', 'aot_eager', config=None)
     assert set(_final_weights(run)) == keys and set(load_file(str(run / 'best' / 'model.safetensors'))) == keys
-    _train('--resume', str(run), '--epochs', '5', '--mixed-precision', 'no', config=None)
+    _train('--resume', str(run), '--epochs', '5', '--mixed-precision', 'no', '--logit-offsets', 'fit', config=None)
     assert set(_final_weights(run)) == keys
     history = [json.loads(line) for line in (run / 'metrics.jsonl').read_text().splitlines()]
     assert [r['epoch'] for r in history] == [1, 2, 3, 4, 5]
     assert history[-1]['train_loss'] < history[0]['train_loss']
     assert 'compiled_graphs' not in history[1] and history[2]['compiled_graphs'] > 0
     assert history[3]['compiled_graphs'] == history[2]['compiled_graphs']  # no recompiles after the first epoch
-    assert (run / 'test_metrics.json').exists()
+    test = json.loads((run / 'test_metrics.json').read_text())
+    assert len(test['logit_offsets']) == 4 and test['logit_offsets'][0] == 0
+    assert json.loads((run / 'best' / 'config.json').read_text())['logit_offsets'] == test['logit_offsets']
 
 
 def test_model_ema_is_what_is_validated_kept_and_resumed(tmp_path):

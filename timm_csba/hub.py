@@ -64,11 +64,13 @@ def save_pretrained(
         label_names: Sequence[str],
         data_config: Dict[str, Any],
         model_args: Optional[Dict[str, Any]] = None,
+        extra_config: Optional[Dict[str, Any]] = None,
 ) -> Path:
     """Write `model` to `directory` in timm's Hub format, atomically (a complete folder or the previous one).
 
     `data_config` is the preprocessing the weights were trained with (input_size, mean, std, interpolation,
     crop_pct); it becomes the pretrained_cfg that `timm.data.resolve_data_config` returns for the export.
+    `extra_config` adds top-level config.json keys (e.g. the logit offsets folded into the weights).
     """
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -78,7 +80,7 @@ def save_pretrained(
     save_config_for_hf(
         model,
         str(tmp / 'config.json'),
-        model_config=dict(label_names=list(label_names)),
+        model_config=dict(label_names=list(label_names), **(extra_config or {})),
         model_args=model_args,
         data_config=data_config,
     )
