@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import huggingface_hub
 import pytest
@@ -26,6 +27,7 @@ from timm_csba.models.csba_squeeze import HF_HUB_ORG, PUBLISHED_TAGS
 ROOT = Path(__file__).resolve().parents[1]
 HUB = ROOT / 'hub'
 PUBLISHED = sorted(PUBLISHED_TAGS)
+needs_published = pytest.mark.skipif(not PUBLISHED, reason='no published tags')
 
 
 def _run(*args, check=True):
@@ -142,6 +144,86 @@ def test_push_dry_run_lists_the_files_and_uploads_nothing(staged_smoke, capsys, 
         assert f'  {name}\n' in out
 
 
+class _RecordingHfApi:
+    """A stand-in for huggingface_hub.HfApi that records its calls and answers like the Hub (or raises)."""
+    calls, fail_with = [], None
+
+    def __init__(self, **kwargs):
+        self.calls.append(('HfApi', kwargs))
+
+    def __getattr__(self, method):
+        def call(*args, **kwargs):
+            self.calls.append((method, args, kwargs))
+            if self.fail_with is not None:
+                raise self.fail_with
+            if method == 'upload_folder':
+                return huggingface_hub.CommitInfo(commit_url='https://huggingface.co/org/m/commit/abc123',
+                                                  commit_message='m', commit_description='', oid='abc123')
+        return call
+
+
+@pytest.fixture
+def hf_api(monkeypatch):
+    monkeypatch.setattr(huggingface_hub, 'HfApi', _RecordingHfApi)
+    _RecordingHfApi.calls, _RecordingHfApi.fail_with = [], None
+    return _RecordingHfApi
+
+
+def test_push_makes_the_repo_exactly_the_staged_folder(staged_smoke, hf_api, capsys):
+    hub_main(['push', str(staged_smoke), '--repo-id', 'someone/csba_squeeze.smoke'])
+    (_, init), *calls = hf_api.calls
+    assert init['library_name'] == 'timm_csba' and init['library_version'] == timm_csba.__version__
+    assert [c[0] for c in calls] == ['create_repo', 'upload_folder']  # no visibility flag: nothing changed
+    assert calls[0][2]['private'] is None  # a new repo gets the namespace's default, not "public"
+    upload = calls[1][2]
+    assert upload['repo_id'] == 'someone/csba_squeeze.smoke' and upload['folder_path'] == str(staged_smoke)
+    assert upload['delete_patterns'] == '*' and upload['revision'] is None and upload['create_pr'] is False
+    assert 'commit abc123: https://huggingface.co/org/m/commit/abc123' in capsys.readouterr().out
+
+
+def test_push_private_revision_and_pull_request(staged_smoke, hf_api):
+    hub_main(['push', str(staged_smoke), '--private', '--revision', 'v2'])
+    calls = {c[0]: c for c in hf_api.calls[1:]}
+    assert calls['update_repo_settings'][2]['private'] is True  # also for a repo that exists already
+    assert calls['create_branch'][2] == dict(branch='v2', repo_type='model', exist_ok=True)
+    assert calls['upload_folder'][2]['revision'] == 'v2'
+    hf_api.calls.clear()
+    hub_main(['push', str(staged_smoke), '--public', '--create-pr'])
+    calls = {c[0]: c for c in hf_api.calls[1:]}
+    assert calls['update_repo_settings'][2]['private'] is False and 'create_branch' not in calls
+    assert calls['upload_folder'][2]['create_pr'] is True
+
+
+@needs_published
+def test_push_refuses_a_repo_id_timm_would_not_look_in(hf_api):
+    folder = HUB / PUBLISHED[0]
+    with pytest.raises(SystemExit, match=f'is not where timm looks for {PUBLISHED[0]}.*--other-repo-id'):
+        hub_main(['push', str(folder), '--repo-id', 'me/fork'])
+    assert hf_api.calls == []
+    hub_main(['push', str(folder), '--repo-id', 'me/fork', '--other-repo-id'])
+    assert hf_api.calls[-1][2]['repo_id'] == 'me/fork'
+
+
+@pytest.mark.parametrize('status, message', [
+    (401, 'refused the token \\(401\\).*hf auth login'),
+    (403, 'cannot write to someone/x \\(403\\): use a token with write access'),
+])
+def test_push_http_errors_are_one_line(staged_smoke, hf_api, status, message):
+    response = mock.Mock(status_code=status, headers={}, request=None)
+    hf_api.fail_with = huggingface_hub.errors.HfHubHTTPError('refused', response=response)
+    with pytest.raises(SystemExit, match=message):
+        hub_main(['push', str(staged_smoke), '--repo-id', 'someone/x'])
+
+
+def test_push_network_and_token_errors_are_one_line(staged_smoke, hf_api):
+    hf_api.fail_with = ConnectionError('Name or service not known')
+    with pytest.raises(SystemExit, match='cannot reach the Hub.*check the network'):
+        hub_main(['push', str(staged_smoke), '--repo-id', 'someone/x'])
+    hf_api.fail_with = huggingface_hub.errors.LocalTokenNotFoundError('no token')
+    with pytest.raises(SystemExit, match='no Hugging Face token: run `hf auth login`'):
+        hub_main(['push', str(staged_smoke), '--repo-id', 'someone/x'])
+
+
 def test_validation_rejects_a_card_that_disagrees_and_broken_weights(staged_smoke, tmp_path):
     folder = tmp_path / 'staged'
     shutil.copytree(staged_smoke, folder)
@@ -175,8 +257,6 @@ def test_seed_cache_writes_the_layout_huggingface_hub_reads(staged_smoke, tmp_pa
 
 
 # ------------------------------------------------------------------------------------------------ published weights
-
-needs_published = pytest.mark.skipif(not PUBLISHED, reason='no published tags')
 
 
 @needs_published

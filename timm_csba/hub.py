@@ -32,7 +32,7 @@ from timm.models._hub import save_config_for_hf
 from .files import file_sha256, replace_dir
 from .models.csba_squeeze import HF_HUB_ORG
 
-__all__ = ['save_pretrained', 'export_run', 'validate_staged', 'push', 'seed_cache', 'HubError']
+__all__ = ['save_pretrained', 'export_run', 'validate_staged', 'registry_repo_id', 'push', 'seed_cache', 'HubError']
 
 # files a finished train.py run must hold to be exported, and where each lands in the staged folder
 RUN_FILES = {
@@ -389,18 +389,83 @@ def validate_staged(folder: os.PathLike) -> List[Tuple[str, int]]:
     return [(str(p.relative_to(folder)), p.stat().st_size) for p in sorted(folder.rglob('*')) if p.is_file()]
 
 
-def push(folder: os.PathLike, repo_id: str, private: bool = False, dry_run: bool = False,
-         token: Optional[str] = None) -> List[Tuple[str, int]]:
-    """Validate `folder`, then upload it as model repo `repo_id` (token from HF_TOKEN or `hf auth login`)."""
+def registry_repo_id(folder: os.PathLike) -> Optional[str]:
+    """The hf_hub_id timm's registry gives the tag a staged folder is named for (`<arch>.<tag>`), if any."""
+    name = Path(folder).name
+    if not timm.is_model(name):
+        return None
+    try:
+        return timm.models.get_pretrained_cfg(name).hf_hub_id
+    except (RuntimeError, AttributeError):  # an architecture without this tag
+        return None
+
+
+def _network_errors() -> Tuple[type, ...]:
+    """Connection-level exception types of whichever HTTP client this huggingface_hub version uses."""
+    errors = [OSError]  # requests' ConnectionError is one
+    for module in ('httpx2', 'httpx', 'requests'):
+        try:
+            client = __import__(module)
+        except ImportError:
+            continue
+        errors.append(getattr(client, 'TransportError', None) or getattr(client, 'RequestException'))
+    return tuple(errors)
+
+
+def push(
+        folder: os.PathLike,
+        repo_id: str,
+        private: Optional[bool] = None,
+        revision: Optional[str] = None,
+        create_pr: bool = False,
+        dry_run: bool = False,
+        token: Optional[str] = None,
+) -> Tuple[List[Tuple[str, int]], Any]:
+    """Validate `folder`, then make model repo `repo_id` exactly the folder; return (files, CommitInfo or None).
+
+    private=None keeps an existing repo's visibility and gives a new one the namespace's default; True/False
+    also changes an existing repo (create_repo ignores `private` when the repo exists). Remote files that are
+    not in the folder are deleted in the same commit. `revision` is a branch (created from main if missing);
+    `create_pr` opens a pull request instead of committing. Token: HF_TOKEN or `hf auth login`.
+    """
     files = validate_staged(folder)
     if dry_run:
-        return files
+        return files, None
     from huggingface_hub import HfApi
-    api = HfApi(token=token)
-    api.create_repo(repo_id, repo_type='model', private=private, exist_ok=True)
-    api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type='model',
-                      commit_message=f'Upload {Path(folder).name} from timm_csba')
-    return files
+    from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError, RepositoryNotFoundError
+    from . import __version__
+    api = HfApi(token=token, library_name='timm_csba', library_version=__version__)
+    try:
+        api.create_repo(repo_id, repo_type='model', private=private, exist_ok=True)
+        if private is not None:
+            api.update_repo_settings(repo_id, private=private, repo_type='model')
+        if revision and not create_pr:
+            api.create_branch(repo_id, branch=revision, repo_type='model', exist_ok=True)
+        commit = api.upload_folder(
+            repo_id=repo_id, folder_path=str(folder), repo_type='model', revision=revision, create_pr=create_pr,
+            delete_patterns='*',  # the repo becomes exactly the staged folder (.gitattributes is kept)
+            commit_message=f'Upload {Path(folder).name} from timm_csba')
+    except LocalTokenNotFoundError:
+        raise HubError('no Hugging Face token: run `hf auth login` or set HF_TOKEN to a token with write '
+                       'access.') from None
+    except RepositoryNotFoundError:
+        raise HubError(f'the Hub has no repo {repo_id} you can see: check --repo-id, and that your token belongs '
+                       f'to the namespace {repo_id.split("/")[0]} or is granted it.') from None
+    except HfHubHTTPError as e:
+        status = e.response.status_code if e.response is not None else None
+        if status == 401:
+            raise HubError('the Hub refused the token (401): it is invalid or expired; run `hf auth login` again '
+                           'or set HF_TOKEN.') from None
+        if status == 403:
+            raise HubError(f'the token cannot write to {repo_id} (403): use a token with write access to the '
+                           f'namespace {repo_id.split("/")[0]}.') from None
+        if status == 404:
+            raise HubError(f'{repo_id}: not found (404): check --repo-id and --revision.') from None
+        raise HubError(f'the Hub answered {status}: {e}') from None
+    except _network_errors() as e:
+        raise HubError(f'cannot reach the Hub ({type(e).__name__}: {e}): check the network or HF_ENDPOINT, then '
+                       f'push again; nothing was changed if no commit was printed.') from None
+    return files, commit
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -478,8 +543,16 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     p.add_argument('--diagnostics', help='diagnostics folder (default: RUN/diagnostics)')
     p = commands.add_parser('push', help='upload a staged folder to the Hub')
     p.add_argument('folder', help='the staged folder, hub/<arch>.<tag>')
-    p.add_argument('--repo-id', help=f'ORG/NAME (default: {HF_HUB_ORG}/<folder name>)')
-    p.add_argument('--private', action='store_true', help='create the repo private')
+    p.add_argument('--repo-id', help='ORG/NAME (default: the hf_hub_id timm\'s registry gives the folder\'s tag)')
+    p.add_argument('--other-repo-id', action='store_true',
+                   help='push to a --repo-id that is not the registry\'s (pretrained=True will not find it there)')
+    visibility = p.add_mutually_exclusive_group()
+    visibility.add_argument('--private', dest='private', action='store_true', default=None,
+                            help='make the repo private, also if it exists (default: keep it; new: the namespace\'s '
+                                 'default)')
+    visibility.add_argument('--public', dest='private', action='store_false', help='make the repo public')
+    p.add_argument('--revision', help='branch to commit to (created from main if missing)')
+    p.add_argument('--create-pr', action='store_true', help='open a pull request instead of committing')
     p.add_argument('--dry-run', action='store_true', help='validate and list what would be uploaded; upload nothing')
     p = commands.add_parser('seed-cache', help='put staged folders into the local HF cache (for HF_HUB_OFFLINE=1)')
     p.add_argument('paths', nargs='+', help='staged folders, or hub/ for all of them')
@@ -491,11 +564,18 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             folder = export_run(args.run_dir, args.to, args.seeds, args.diagnostics)
             print(f'staged {folder}')
         elif args.command == 'push':
-            repo_id = args.repo_id or f'{HF_HUB_ORG}/{Path(args.folder).name}'
-            files = push(args.folder, repo_id, private=args.private, dry_run=args.dry_run)
+            registered = registry_repo_id(args.folder)
+            repo_id = args.repo_id or registered or f'{HF_HUB_ORG}/{Path(args.folder).name}'
+            if registered and repo_id != registered and not args.other_repo_id:
+                raise HubError(f'--repo-id {repo_id} is not where timm looks for {Path(args.folder).name} '
+                               f'({registered}); drop --repo-id, or pass --other-repo-id to push there anyway.')
+            files, commit = push(args.folder, repo_id, private=args.private, revision=args.revision,
+                                 create_pr=args.create_pr, dry_run=args.dry_run)
             verb = 'would upload' if args.dry_run else 'uploaded'
             print(f'{verb} {len(files)} files to https://huggingface.co/{repo_id}:')
             print('\n'.join(f'  {size:>10,d}  {name}' for name, size in files))
+            if commit is not None:
+                print(f'commit {commit.oid}: {commit.pr_url or commit.commit_url}')
         else:
             for repo_id in seed_cache(args.paths, org=args.org, cache_dir=args.cache_dir):
                 print(f'cached {repo_id}')
