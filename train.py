@@ -40,7 +40,8 @@ from tqdm.auto import tqdm
 import timm_csba  # noqa: F401  (registers csba_* in timm)
 from timm_csba.calibration import cross_fitted_predictions, fit_logit_offsets, fold_logit_offsets
 from timm_csba.data import (SAMPLERS, ClassAwareSampler, DatasetError, add_dataset_arguments, attach_transform,
-                            build_dataset_from_args, build_transforms, class_counts, default_num_workers)
+                            build_dataset_from_args, build_transforms, check_images, class_counts,
+                            default_num_workers)
 from timm_csba.diagnostics import analyze
 from timm_csba.files import atomic_path, replace_dir, write_json, write_text, write_yaml
 from timm_csba.hub import save_pretrained
@@ -69,6 +70,8 @@ g.add_argument('--input-pipeline', default='auto', choices=('auto', 'tensor', 'p
                     '(no DataLoader worker); pil: timm transforms per image in DataLoader workers; auto: tensor for '
                     'elpv when the augmentation allows it')
 g.add_argument('--num-workers', type=int, help='DataLoader workers per process, pil pipeline (default: half the cores)')
+g.add_argument('--skip-corrupt', action='store_true', help='train without the images that cannot be decoded '
+               '(found by a first pass over every image, which runs for all datasets but the embedded elpv)')
 g.add_argument('--sampler', default='none', choices=tuple(SAMPLERS),
                help='training images drawn with replacement, class c with probability ~ n_c^q: balanced q=0, sqrt '
                     'q=1/2; none: plain shuffling')
@@ -229,7 +232,8 @@ if int(os.environ.get('WORLD_SIZE', '1')) > 1 and accelerator.num_processes == 1
 
 if accelerator.is_main_process:
     if args.resume is None and (out_dir / 'args.yaml').exists():
-        if not args.overwrite:
+        # a run that ended before its first checkpoint (bad input, killed early) holds nothing to keep
+        if not args.overwrite and any((out_dir / 'checkpoints').glob('epoch_*')):
             sys.exit(f'error: {out_dir} holds another run; pass --resume {out_dir} to continue it, --overwrite to '
                      f'replace it, or another --output-dir')
         shutil.rmtree(out_dir)
@@ -251,11 +255,16 @@ try:
     dataset = build_dataset_from_args(args)
 except DatasetError as e:
     sys.exit(f'error: {e}')
-if args.limit_train:
-    dataset['train'] = dataset['train'].shuffle(seed=args.split_seed).select(range(args.limit_train))
-if args.limit_eval:
-    for split in ('validation', 'test'):
-        dataset[split] = dataset[split].shuffle(seed=args.split_seed).select(range(args.limit_eval))
+for split, limit in (('train', args.limit_train), ('validation', args.limit_eval), ('test', args.limit_eval)):
+    if limit:  # a limit above a small dataset's split size takes the whole split
+        dataset[split] = dataset[split].shuffle(seed=args.split_seed).select(range(min(limit, len(dataset[split]))))
+if args.dataset != 'elpv' or args.skip_corrupt:  # user images: every undecodable file named now, not mid-epoch
+    try:
+        dataset, skipped = check_images(dataset, skip_corrupt=args.skip_corrupt)
+    except DatasetError as e:
+        sys.exit(f'error: {e}')
+    if skipped:
+        accelerator.print(f'--skip-corrupt: skipped {skipped} image(s) that cannot be decoded')
 label_names = dataset['train'].features['label'].names
 counts = list(class_counts(dataset['train']).values())
 
@@ -345,7 +354,10 @@ except DatasetError as e:  # an undecodable image while filling the pixel cache
     sys.exit(f'error: {e}')
 
 # ------------------------------------------------------------------------------------------------ loss, optimizer
-criterion = create_loss_from_config(vars(args), counts)
+try:
+    criterion = create_loss_from_config(vars(args), counts)
+except ValueError as e:  # an option the loss would ignore, or weights for a class without images
+    sys.exit(f'error: {e}')
 if args.monitor not in METRICS:
     sys.exit(f'error: --monitor {args.monitor!r} is not one of {", ".join(METRICS)}')
 optimizer = create_optimizer_v2(model, opt=args.opt, lr=args.lr, weight_decay=args.weight_decay,

@@ -300,7 +300,7 @@ def test_corrupt_image_names_the_file(tmp_path, damage):
     split = next(s for s in dataset.values() if str(victim) in
                  [v['path'] for v in s.cast_column('image', Image(decode=False))['image']])
     errors = find_corrupt_images(split)
-    assert len(errors) == 1 and str(victim) in errors[0]
+    assert len(errors) == 1 and str(victim) in next(iter(errors.values()))
     transform = build_transforms(dict(input_size=(3, 8, 8), mean=(0.5,), std=(0.5,)), is_training=False)
     loader = torch.utils.data.DataLoader(attach_transform(split, transform), batch_size=len(split), num_workers=1)
     with pytest.raises(Exception, match=f'Cannot decode image {victim}.*Remove or replace the file'):

@@ -199,3 +199,22 @@ def test_cli_rebuilds_the_runs_own_split(model_dir, tmp_path):
     report = json.loads((tmp_path / 'o' / 'diagnostics.json').read_text())
     expected = list(class_counts(build_dataset('elpv', seed=3, val_fraction=0.05)['validation']).values())
     assert report['samples_per_class'] == expected != [151, 30, 11, 72]  # the default split's
+
+
+def test_cli_undecodable_image_in_a_worker_is_one_line(tmp_path):
+    from PIL import Image
+    for name in ('a', 'b'):
+        for i in range(6):
+            path = tmp_path / 'cells' / name / f'{i}.png'
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.new('L', (16, 16), 40 * i).save(path)
+    victim = tmp_path / 'cells' / 'a' / '0.png'
+    victim.write_bytes(victim.read_bytes()[:40])
+    folder = save_pretrained(timm.create_model('csba_squeeze', num_classes=2, in_chans=1), tmp_path / 'best',
+                             ['a', 'b'], dict(input_size=(1, 16, 16), mean=(0.5,), std=(0.5,)))
+    with pytest.raises(SystemExit) as exit_info:
+        diagnose_main(['--model-dir', str(folder), '--dataset', 'imagefolder', '--data-dir', str(tmp_path / 'cells'),
+                       '--val-fraction', '0.2', '--test-fraction', '0.2', '--num-workers', '1', '--out',
+                       str(tmp_path / 'o')])
+    message = str(exit_info.value)
+    assert 'Cannot decode image' in message and 'Remove or replace' in message and '\n' not in message

@@ -68,8 +68,15 @@ def test_ldam_margins_and_deferred_reweighting():
 def test_bad_loss_arguments():
     with pytest.raises(ValueError, match="Unknown loss 'dice'"):
         create_loss('dice', COUNTS)
-    with pytest.raises(ValueError, match='label_smoothing applies to the ce loss only'):
+    with pytest.raises(ValueError, match=r'the focal loss ignores label_smoothing; drop --label-smoothing .*\(ce\)'):
         create_loss('focal', COUNTS, label_smoothing=0.1)
+    # options that the chosen loss would ignore are errors, not silent no-ops
+    with pytest.raises(ValueError, match='the ce loss ignores focal_gamma, drw_epoch; .* \\(focal, ldam\\)'):
+        create_loss('ce', COUNTS, focal_gamma=1.0, drw_epoch=3)
+    with pytest.raises(ValueError, match="ldam loss ignores class weights .* --class-weights none"):
+        create_loss('ldam', COUNTS, class_weights='inverse')
+    create_loss('focal', COUNTS, focal_gamma=1.0)  # where they apply, they are fine
+    create_loss('ldam', COUNTS, class_weights=None, drw_epoch=3)
 
 
 def test_loss_from_a_train_config():

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import timm
 import torch
@@ -144,12 +145,35 @@ def test_launcher_that_splits_processes_is_refused(tmp_path):
     (['--input-pipeline', 'tensor', '--num-workers', '2'], '--num-workers applies to the pil input pipeline'),
     (['--torchcompile', 'inductr'], "'inductr' is not a torch.compile backend"),
     (['--loss', 'dice'], "argument --loss: invalid choice: 'dice'"),
+    (['--focal-gamma', '1'], 'the ce loss ignores focal_gamma; drop --focal-gamma'),
 ])
 def test_bad_input_gets_one_clear_error(tmp_path, args, message):
     result = _train('--output-dir', str(tmp_path / 'r'), *args, check=False)
     assert result.returncode != 0
     assert message in result.stderr
     assert 'Traceback' not in result.stderr
+
+
+def test_small_folder_with_a_truncated_image(tmp_path):
+    """The smoke preset (64 train / 40 eval images) on a folder of 24 images, one of them truncated: one line that
+    names the file before training; --skip-corrupt trains without it, the limits taking whole splits."""
+    from PIL import Image
+    for name in ('ok', 'cracked'):
+        for i in range(12):
+            path = tmp_path / 'cells' / name / f'{i}.png'
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((40, 40), 60 * i % 256, dtype=np.uint8)).save(path)
+    victim = tmp_path / 'cells' / 'ok' / '3.png'
+    victim.write_bytes(victim.read_bytes()[:60])
+    common = ['--dataset', 'imagefolder', '--data-dir', str(tmp_path / 'cells'), '--epochs', '1',
+              '--val-fraction', '0.25', '--test-fraction', '0.25']
+    result = _train('--output-dir', str(tmp_path / 'r'), *common, check=False)
+    assert result.returncode != 0 and 'Traceback' not in result.stderr
+    assert f'1 image(s) cannot be decoded ({victim})' in result.stderr and '--skip-corrupt' in result.stderr
+    result = _train('--output-dir', str(tmp_path / 'r'), *common, '--skip-corrupt')
+    assert 'skipped 1 image(s)' in result.stdout
+    test = json.loads((tmp_path / 'r' / 'test_metrics.json').read_text())
+    assert test['num_samples'] == 6  # the whole test split, although --limit-eval is 40
 
 
 def test_unknown_config_key_is_named(tmp_path):

@@ -20,7 +20,7 @@ import math
 import os
 import pickle
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import datasets
 import numpy as np
@@ -30,8 +30,8 @@ from PIL import Image as PILImage
 
 __all__ = [
     'DATASETS', 'SPLITS', 'DatasetError', 'build_dataset', 'stratified_split', 'class_counts', 'class_weights',
-    'imbalance_ratio', 'build_transforms', 'attach_transform', 'decode_image', 'find_corrupt_images',
-    'default_num_workers', 'long_tail_counts', 'weights_from_counts', 'SAMPLERS', 'ClassAwareSampler',
+    'imbalance_ratio', 'build_transforms', 'attach_transform', 'decode_image', 'find_corrupt_images', 'check_images',
+    'error_line', 'default_num_workers', 'long_tail_counts', 'weights_from_counts', 'SAMPLERS', 'ClassAwareSampler',
     'DATASET_ARGUMENTS', 'add_dataset_arguments', 'build_dataset_from_args',
 ]
 
@@ -540,16 +540,42 @@ def decode_image(value: Any) -> PILImage.Image:
     return image
 
 
-def find_corrupt_images(split: datasets.Dataset) -> list:
-    """Return the error message of every image in the split that cannot be decoded."""
+def find_corrupt_images(split: datasets.Dataset) -> Dict[int, str]:
+    """Return {index: error message} for every image in the split that cannot be decoded."""
     raw = split.cast_column('image', Image(decode=False))
-    errors = []
-    for value in raw['image']:
+    errors = {}
+    for index, value in enumerate(raw['image']):
         try:
             decode_image(value)
         except DatasetError as e:
-            errors.append(str(e))
+            errors[index] = str(e)
     return errors
+
+
+def error_line(error: Exception) -> str:
+    """The one-line message of an error, also when a DataLoader worker raised it (torch then wraps the worker's
+    traceback into the message; its last line is the original error)."""
+    text = str(error).strip()
+    if 'Original Traceback' not in text:
+        return text
+    return text.splitlines()[-1].split(': ', 1)[-1]
+
+
+def check_images(dataset: DatasetDict, skip_corrupt: bool = False) -> Tuple[DatasetDict, int]:
+    """Decode every image once, before training; return (dataset, images skipped).
+
+    An undecodable image raises one DatasetError that lists them all (up to 5 by name), unless `skip_corrupt`,
+    which drops them from their splits instead.
+    """
+    errors = {name: find_corrupt_images(split) for name, split in dataset.items()}
+    found = [message for split_errors in errors.values() for message in split_errors.values()]
+    if found and not skip_corrupt:
+        listed = '; '.join(message.split(': ', 1)[0].removeprefix('Cannot decode image ') for message in found[:5])
+        raise DatasetError(f'{len(found)} image(s) cannot be decoded ({listed}{", ..." if len(found) > 5 else ""}). '
+                           f'Remove or replace them, or pass --skip-corrupt to train without them.')
+    kept = DatasetDict({name: split.select([i for i in range(len(split)) if i not in errors[name]])
+                        if errors[name] else split for name, split in dataset.items()})
+    return kept, len(found)
 
 
 def build_transforms(model_or_data_config: Any, is_training: bool, **aug: Any) -> Callable:

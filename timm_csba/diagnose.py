@@ -21,7 +21,7 @@ import torch
 import yaml
 
 from .data import (DATASET_ARGUMENTS, DatasetError, add_dataset_arguments, attach_transform, build_dataset_from_args,
-                   build_transforms, class_counts)
+                   build_transforms, class_counts, error_line)
 from .diagnostics import (
     analyze, plot_comparison, plot_matrix, spearman, to_jsonable,
 )
@@ -129,7 +129,7 @@ def main(argv=None) -> None:
             models['compare'] = other
         results = {key: diagnose_one(m, args, dataset, accelerator) for key, m in models.items()}
     except (DiagnoseError, DatasetError, ValueError) as e:
-        sys.exit(f'error: {e}')
+        sys.exit(f'error: {error_line(e)}')
     if accelerator.is_main_process:
         write_outputs(args, results, names)
 

@@ -11,6 +11,7 @@
 Weighted losses average as `F.cross_entropy(weight=...)` does: sum_i w_yi * l_i / sum_i w_yi, so focal loss
 with gamma=0 equals weighted CE.
 """
+import inspect
 from typing import Any, Mapping, Optional, Sequence
 
 import torch
@@ -131,9 +132,19 @@ def create_loss(
     'sqrt_inverse', 'effective_number' or None (LDAM ignores them: DRW brings its own)."""
     if name not in LOSSES:
         raise ValueError(f'Unknown loss {name!r}; choose one of {", ".join(LOSSES)}.')
+    # an option the chosen loss would ignore is an error, not a silent no-op
+    options = dict(label_smoothing=label_smoothing, focal_gamma=focal_gamma, la_tau=la_tau,
+                   ldam_max_margin=ldam_max_margin, ldam_scale=ldam_scale, drw_epoch=drw_epoch,
+                   ordinal_scale=ordinal_scale)
+    ignored = [key for key, value in options.items() if name not in _OPTION_LOSSES[key] and value != _DEFAULTS[key]]
+    if ignored:
+        raise ValueError(f'the {name} loss ignores {", ".join(ignored)}; drop '
+                         f'{", ".join("--" + k.replace("_", "-") for k in ignored)} or choose the loss that uses it '
+                         f'({", ".join(sorted({loss for k in ignored for loss in _OPTION_LOSSES[k]}))}).')
+    if class_weights and name == 'ldam':
+        raise ValueError(f'the ldam loss ignores class weights (deferred re-weighting brings its own); pass '
+                         f'--class-weights none (got {class_weights!r}).')
     weight = weights_from_counts(class_counts, class_weights) if class_weights else None
-    if label_smoothing and name != 'ce':
-        raise ValueError(f'label_smoothing applies to the ce loss only, not {name!r}; set it to 0.')
     if name == 'ce':
         return nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
     if name == 'focal':
@@ -145,6 +156,11 @@ def create_loss(
     return LDAMLoss(class_counts, max_margin=ldam_max_margin, scale=ldam_scale, drw_epoch=drw_epoch)
 
 
+# which losses use each option; the others must leave it at its default (_DEFAULTS, create_loss's own)
+_OPTION_LOSSES = {'label_smoothing': ('ce',), 'focal_gamma': ('focal',), 'la_tau': ('logit_adjusted',),
+                  'ldam_max_margin': ('ldam',), 'ldam_scale': ('ldam',), 'drw_epoch': ('ldam',),
+                  'ordinal_scale': ('ordinal',)}
+_DEFAULTS = {key: inspect.signature(create_loss).parameters[key].default for key in _OPTION_LOSSES}
 _CONFIG_OPTIONS = ('label_smoothing', 'focal_gamma', 'la_tau', 'ldam_max_margin', 'ldam_scale', 'drw_epoch',
                    'ordinal_scale')
 
