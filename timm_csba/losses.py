@@ -105,7 +105,7 @@ class OrdinalSoftLabelLoss(nn.Module):
     def __init__(self, num_classes: int, scale: float = 10.0, weight: Optional[torch.Tensor] = None):
         super().__init__()
         if num_classes < 2 or scale <= 0:
-            raise ValueError(f'the ordinal loss needs >= 2 classes and a positive scale, got {num_classes} and {scale}.')
+            raise ValueError(f'the ordinal loss needs >= 2 classes and a positive scale, got {num_classes}, {scale}.')
         grades = torch.linspace(0, 1, num_classes)
         targets = torch.softmax(-scale * (grades[None, :] - grades[:, None]) ** 2, dim=1)  # row y: target of class y
         self.register_buffer('targets', targets, persistent=False)

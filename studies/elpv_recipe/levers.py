@@ -1,10 +1,13 @@
 """Issue 13's lever study: train configs/elpv.yaml with one change at a time and compare on validation only.
 
     python studies/elpv_recipe/levers.py run sqrt_sampler balanced_sampler     # two runs side by side, 1 thread each
+    python studies/elpv_recipe/levers.py run balanced_sampler+ema              # levers combine with '+'
     python studies/elpv_recipe/levers.py summary                               # table of best validation epochs
 
-Runs land in runs/elpv_levers/<lever>; a run that was killed is resumed, a finished one skipped. Model
-selection is the best validation macro-F1 epoch; test metrics are not read here.
+Runs land in runs/elpv_levers/<name>; a run that was killed is resumed, a finished one skipped. Model
+selection is the best validation macro-F1 epoch; test metrics are not read here. Every run also fits logit
+offsets on validation after training (post-hoc, free): the summary gives their cross-fitted validation
+macro-F1 (fitted on one half of validation, scored on the other), the honest estimate of that lever.
 """
 import argparse
 import json
@@ -27,7 +30,15 @@ LEVERS = {
     'img_300': ['--img-size', '300'],
     'batch_16': ['--batch-size', '16', '--lr', '0.0014'],
     'inverse_weights': ['--class-weights', 'inverse'],
+    'ema': ['--model-ema'],
+    'ordinal': ['--loss', 'ordinal'],
 }
+POST_HOC = ['--logit-offsets', 'fit']
+
+
+def flags(name: str) -> list:
+    """train.py flags of a lever or of levers joined by '+' (later flags win, as on train.py's command line)."""
+    return [flag for lever in name.split('+') for flag in LEVERS[lever]] + POST_HOC
 
 
 def command(lever: str) -> list:
@@ -35,7 +46,7 @@ def command(lever: str) -> list:
     if (run / 'checkpoints').is_dir() and any((run / 'checkpoints').glob('epoch_*')):
         return [sys.executable, str(ROOT / 'train.py'), '--resume', str(run), '--threads', '1']
     return [sys.executable, str(ROOT / 'train.py'), '--config', str(CONFIG), '--output-dir', str(run), '--overwrite',
-            '--threads', '1', *LEVERS[lever]]
+            '--threads', '1', *flags(lever)]
 
 
 def run(levers: list) -> None:
@@ -52,18 +63,20 @@ def run(levers: list) -> None:
 
 
 def summary() -> None:
-    print('| lever | flags | epochs run | best epoch | val acc | val macro-F1 | val F1 per grade | s/epoch |')
-    print('|---|---|---|---|---|---|---|---|')
-    for lever, flags in LEVERS.items():
-        metrics = RUNS / lever / 'metrics.jsonl'
-        if not metrics.exists():
-            continue
-        history = [json.loads(line) for line in metrics.read_text().splitlines()]
+    print('| run | flags | epochs run | best epoch | val acc | val macro-F1 | val F1 per grade | '
+          '+ offsets, cross-fitted | s/epoch |')
+    print('|---|---|---|---|---|---|---|---|---|')
+    for run in sorted(p for p in RUNS.iterdir() if (p / 'metrics.jsonl').exists()):
+        history = [json.loads(line) for line in (run / 'metrics.jsonl').read_text().splitlines()]
         best = max(history, key=lambda r: r['val_macro_f1'])
         grades = ' / '.join(f'{v:.2f}' for k, v in best.items() if k.startswith('val_f1_'))
         seconds = sum(r['epoch_time_s'] for r in history) / len(history)
-        print(f'| {lever} | `{" ".join(flags)}` | {len(history)} | {best["epoch"]} | {best["val_accuracy"]:.3f} | '
-              f'{best["val_macro_f1"]:.3f} | {grades} | {seconds:.0f} |')
+        finished = run / 'test_metrics.json'  # only its validation-side calibration record is read
+        record = json.loads(finished.read_text()) if finished.exists() else {}
+        offsets = record.get('val_macro_f1_offsets_cross_fitted')
+        print(f'| {run.name} | `{" ".join(flags(run.name))}` | {len(history)} | {best["epoch"]} | '
+              f'{best["val_accuracy"]:.3f} | {best["val_macro_f1"]:.3f} | {grades} | '
+              f'{"—" if offsets is None else f"{offsets:.3f}"} | {seconds:.0f} |')
 
 
 if __name__ == '__main__':
@@ -71,7 +84,7 @@ if __name__ == '__main__':
     parser.add_argument('action', choices=('run', 'summary'))
     parser.add_argument('levers', nargs='*', help=f'levers to run: {", ".join(LEVERS)}')
     args = parser.parse_args()
-    unknown = sorted(set(args.levers) - set(LEVERS))
+    unknown = sorted({lever for name in args.levers for lever in name.split('+')} - set(LEVERS))
     if unknown:
         sys.exit(f'error: unknown lever(s) {", ".join(unknown)}; choose from {", ".join(LEVERS)}')
     if args.action == 'run':
