@@ -93,6 +93,18 @@ def test_export_stages_weights_config_card_and_run_record(staged_smoke, smoke_ru
                        'balanced_accuracy': test['balanced_accuracy']}
     assert 'timm.create_model("csba_squeeze.smoke", pretrained=True)' in card.text
     assert 'non-commercial' in card.text and 'Deitsch2021' in card.text
+    # laid out as timm's own cards, with what a Hub user of timm needs first
+    for heading in ('# Model card for csba_squeeze.smoke', '## Model Details', '## How to install',
+                    '### Image Classification', '### Feature Map Extraction', '### Image Embeddings', '## Citation'):
+        assert f'\n{heading}\n' in card.text, heading
+    assert card.text.index('import timm_csba') < card.text.index('## Model Usage')  # the install note comes first
+    assert 'model.pretrained_cfg["label_names"]' in card.text and 'features_only=True' in card.text
+    params = sum(p.numel() for p in timm.create_model(f'local-dir:{staged_smoke}').parameters())
+    assert f'Params (M): {params / 1e6:.2f}\n' in card.text
+    assert 'rw2019timm' in card.text and 'annotator defect probability 2/3' in card.text
+    assert 'datasets' not in card.data.to_dict()  # ELPV is no Hub dataset id
+    f1 = next(r for r in card.data.eval_results if r.metric_type == 'f1')
+    assert f1.metric_args == {'average': 'macro'} and f1.dataset_args['split_seed'] == 0
     assert '![confusion matrix](confusion_matrix.png)' in card.text
     assert 'diagnostics/gcm_cosine_backbone.png' in card.text
 

@@ -30,6 +30,7 @@ from safetensors.torch import save_file
 from timm.models._hub import save_config_for_hf
 
 from .files import file_sha256, replace_dir
+from .model_card import CARD_METRICS, model_card
 from .models.csba_squeeze import HF_HUB_ORG
 
 __all__ = ['save_pretrained', 'export_run', 'validate_staged', 'registry_repo_id', 'push', 'seed_cache', 'HubError']
@@ -46,10 +47,6 @@ RUN_FILES = {
 }
 # settings that may differ between the seeds of one recipe; anything else must match
 SEED_FREE_KEYS = {'seed', 'output_dir', 'config'}
-CARD_METRICS = (('accuracy', 'accuracy', 'Test accuracy'), ('macro_f1', 'f1', 'Test macro-F1'),
-                ('balanced_accuracy', 'balanced_accuracy', 'Test balanced accuracy'))
-# ELPV 4-class reference points (DESIGN.md): a published lightweight CNN's accuracy, and our macro-F1 target
-REFERENCE_ACCURACY, REFERENCE_MACRO_F1 = 0.835, 0.65
 # the Hub stores these through LFS, whose cache blobs are named by the file's sha256 (text files: git blob sha1)
 LFS_SUFFIXES = ('.safetensors', '.png', '.bin', '.pt', '.pth')
 
@@ -77,10 +74,17 @@ def save_pretrained(
     tmp = Path(tempfile.mkdtemp(prefix=f'.{directory.name}.', dir=directory.parent))
     # contiguous copies: a channels_last model's conv weights are strided, which safetensors refuses
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / 'model.safetensors'))
+    # descriptions of the classes, where they are the ones the model's pretrained cfg describes (timm's
+    # top-level config.json field); another dataset's classes get none rather than ELPV's
+    cfg = getattr(model, 'pretrained_cfg', None) or {}
+    same_classes = tuple(cfg.get('label_names') or ()) == tuple(label_names)
+    descriptions = dict(cfg['label_descriptions']) if same_classes and cfg.get('label_descriptions') else None
     save_config_for_hf(
         model,
         str(tmp / 'config.json'),
-        model_config=dict(label_names=list(label_names), **(extra_config or {})),
+        model_config=dict(label_names=list(label_names), label_descriptions=descriptions,
+                          pretrained_cfg=dict(label_names=list(label_names), label_descriptions=descriptions),
+                          **(extra_config or {})),
         model_args=model_args,
         data_config=data_config,
     )
@@ -156,185 +160,6 @@ def export_run(run_dir: os.PathLike, to: os.PathLike, seed_runs: Sequence[os.Pat
         raise
     replace_dir(tmp, to)
     return to
-
-
-# ---------------------------------------------------------------------------------------------------------
-# the model card
-
-
-ELPV_CITATION = """\
-@article{Deitsch2021,
-  title   = {Segmentation of photovoltaic module cells in uncalibrated electroluminescence images},
-  author  = {Deitsch, Sergiu and Buerhop-Lutz, Claudia and Sovetkin, Evgenii and Steland, Ansgar and
-             Maier, Andreas and Gallwitz, Florian and Riess, Christian},
-  journal = {Machine Vision and Applications}, volume = {32}, number = {4}, year = {2021},
-  doi     = {10.1007/s00138-021-01191-9}
-}
-@inproceedings{Buerhop2018,
-  title     = {A Benchmark for Visual Identification of Defective Solar Cells in Electroluminescence Imagery},
-  author    = {Buerhop-Lutz, Claudia and Deitsch, Sergiu and Maier, Andreas and Gallwitz, Florian and
-               Berger, Stephan and Doll, Bernd and Hauch, Jens and Camus, Christian and Brabec, Christoph J.},
-  booktitle = {European PV Solar Energy Conference and Exhibition (EU PVSEC)}, year = {2018},
-  doi       = {10.4229/35thEUPVSEC20182018-5CV.3.15}
-}
-@article{Deitsch2019,
-  title   = {Automatic classification of defective photovoltaic module cells in electroluminescence images},
-  author  = {Deitsch, Sergiu and Christlein, Vincent and Berger, Stephan and Buerhop-Lutz, Claudia and
-             Maier, Andreas and Gallwitz, Florian and Riess, Christian},
-  journal = {Solar Energy}, volume = {185}, pages = {455--468}, year = {2019},
-  doi     = {10.1016/j.solener.2019.02.067}
-}"""
-
-ELPV_LICENCE = """\
-The ELPV images are licensed [CC BY-NC-SA 4.0](https://creativecommons.org/licenses/by-nc-sa/4.0/); these
-weights are trained on them and are released under the same licence. In practice: you may use, share and adapt
-them **for non-commercial purposes only**, you must credit the ELPV authors (citation below) and this model, and
-anything you distribute that is built from these weights (fine-tuned weights, say) must carry the same licence.
-For commercial use, train on data you hold the rights to (`train.py --dataset pv_faults --data-dir ...`). This
-is a summary, not legal advice."""
-
-
-def _fmt(value: Optional[float]) -> str:
-    return '—' if value is None else f'{value:.3f}'
-
-
-def _card_data(config: Dict[str, Any], test: Dict[str, Any], repo_name: str):
-    from huggingface_hub import EvalResult, ModelCardData
-    cfg = config['pretrained_cfg']
-    results = [EvalResult(task_type='image-classification', task_name='Image Classification',
-                          dataset_type='elpv', dataset_name='ELPV (4 defect-probability grades)',
-                          dataset_split='test', metric_type=metric_type, metric_name=name, metric_value=test[key])
-               for key, metric_type, name in CARD_METRICS]
-    return ModelCardData(
-        library_name='timm', license=cfg.get('license'), pipeline_tag='image-classification',
-        tags=['image-classification', 'timm', 'timm_csba', 'class-imbalance', 'photovoltaic', 'electroluminescence'],
-        datasets=['elpv'], model_name=repo_name, eval_results=results,
-    )
-
-
-def model_card(folder: os.PathLike, repo_name: str) -> str:
-    """The README.md of a staged folder, from the files already in it (config, metrics, seeds, provenance)."""
-    folder = Path(folder)
-    config = json.loads((folder / 'config.json').read_text())
-    test = json.loads((folder / 'test_metrics.json').read_text())
-    seeds = json.loads((folder / 'seeds.json').read_text())
-    prov = json.loads((folder / 'provenance.json').read_text())
-    args = yaml.safe_load((folder / 'train_args.yaml').read_text())
-    diag = json.loads((folder / 'diagnostics' / 'diagnostics.json').read_text())
-    arch, names = config['architecture'], config['label_names']
-    cfg = config['pretrained_cfg']
-    summary = seeds['summary']
-    n = seeds['num_seeds']
-
-    def mean_std(key):
-        s = summary[key]
-        return _fmt(s['mean']) + ('' if s['std'] is None else f' ± {s["std"]:.3f}')
-
-    f1_rows = '\n'.join(
-        f'| {name} | {test["per_class"][name]["support"]} | {test["per_class"][name]["precision"]:.3f} | '
-        f'{test["per_class"][name]["recall"]:.3f} | {test["per_class"][name]["f1"]:.3f} | {mean_std("f1_" + name)} |'
-        for name in names)
-    overall_rows = '\n'.join(f'| {label} | {test[key]:.3f} | {mean_std(key)} |' for key, _, label in CARD_METRICS)
-    backbone = diag['parameter_sets']['backbone']['summary']['cosine']
-    init = diag.get('compare', {}).get('parameter_sets', {}).get('backbone', {}).get('summary', {}).get('cosine')
-    pngs = sorted(p.name for p in (folder / 'diagnostics').glob('*.png'))
-    pictures = '\n'.join(f'![{p}](diagnostics/{p})' for p in pngs)
-    packages = ', '.join(f'{k} {v}' for k, v in prov['packages'].items() if v)
-    history = [json.loads(line) for line in (folder / 'metrics.jsonl').read_text().splitlines()]
-    train_minutes = sum(r['epoch_time_s'] for r in history) / 60
-    in_chans, height, width = cfg['input_size']
-    what = (timm.models.model_entrypoint(arch).__doc__ or '').strip().splitlines()[0]
-    val_pct, test_pct = round(100 * args['val_fraction']), round(100 * args['test_fraction'])
-
-    body = f"""
-# {repo_name}
-
-`{arch}` from `timm_csba` (the CSBA family in timm's registry): a SqueezeNet-style tri-path CNN (eight Fire
-modules with 1×1, 3×3 and 3×3 expands) whose three classifier branches share one backbone. This variant's head:
-{what} Trained from scratch on the ELPV electroluminescence solar-cell images to grade a cell's defect probability into four classes:
-{', '.join(f'`{n}`' for n in names)} (annotator probability 0, 1/3, 2/3, 1).
-
-## How to use
-
-```python
-import timm, timm_csba                                    # importing registers csba_* in timm
-model = timm.create_model("{repo_name}", pretrained=True).eval()
-transform = timm.data.create_transform(**timm.data.resolve_data_config(model=model))
-```
-
-Feed `transform(image.convert("RGB"))`: the grey cell {'repeated into 3 channels' if in_chans == 3 else
-f'as {in_chans} channel(s)'}, {height}×{width} pixels, normalised with mean {cfg['mean'][0]} and std {cfg['std'][0]}. `in_chans=1` folds the first convolution
-for single-channel input; `num_classes=K` keeps everything but the classifier for fine-tuning. From the command
-line: `python -m timm_csba.predict --model {repo_name} cells/` (top-k with class names, CSV or JSON).
-
-## Results on the ELPV test split
-
-The fixed stratified split of `timm_csba.data.build_dataset('elpv', seed={args['split_seed']})`
-({100 - val_pct - test_pct}/{val_pct}/{test_pct} train/validation/test per class); these weights are the checkpoint with
-the best validation `{args['monitor']}` of the run with seed {args['seed']}. Mean ± std (sample std) over
-{n} seed{'s' if n > 1 else ''} of the same recipe: {', '.join(str(s['seed']) for s in seeds['seeds'])}.
-
-| metric | this checkpoint | mean ± std over {n} seed{'s' if n > 1 else ''} |
-|---|---|---|
-{overall_rows}
-
-| class | test images | precision | recall | F1 | F1 mean ± std over {n} seed{'s' if n > 1 else ''} |
-|---|---|---|---|---|---|
-{f1_rows}
-
-![confusion matrix](confusion_matrix.png)
-
-**How this compares.** The CSBA paper reports on a 6-class PV fault dataset (global accuracy 0.648 baseline,
-0.654 CSBA) and on CIFAR-10-LT, not on ELPV, so there is no paper number for this table. A published lightweight
-CNN reaches about {REFERENCE_ACCURACY} accuracy on the 4-class ELPV task; this checkpoint's {test['accuracy']:.3f} is
-{'at or above' if test['accuracy'] >= REFERENCE_ACCURACY else 'below'} that, with macro-F1 {test['macro_f1']:.3f}
-(our target: {REFERENCE_MACRO_F1}). Classes with test F1 below 0.2, i.e. rarely recognised:
-{', '.join(f'`{n}`' for n in names if test['per_class'][n]['f1'] < 0.2) or 'none'}.
-
-## Gradient conflict
-
-Cosine similarity between the per-class gradients of the training loss on the backbone (all parameters but the
-classifier head), on the train split (`diagnostics/diagnostics.json`, `python -m timm_csba.diagnose`). Mean
-off-diagonal cosine {_fmt(backbone['mean_off_diagonal'])} (std {_fmt(backbone['std_off_diagonal'])}); mean of the
-{backbone['k']} most negative majority–minority pairs {_fmt(backbone['mean_most_negative_pairs'])}{'' if init is None else
-f"; at initialisation {_fmt(init['mean_off_diagonal'])} and {_fmt(init['mean_most_negative_pairs'])}"}.
-
-{pictures}
-
-## Training
-
-- Command: `{prov['command']}` (config `{Path(args['config']).name}`, recorded in full in `train_args.yaml`),
-  seed {args['seed']}, dataset split seed {args['split_seed']}; {prov['num_processes']} process(es) on
-  {prov['device']}, mixed precision `{prov['mixed_precision']}`; {len(history)} epochs in {train_minutes:.1f} min.
-- Code: timm_csba commit `{prov['git_commit']}`{' (with uncommitted changes)' if prov.get('git_dirty') else ''};
-  Python {prov['python']}; {packages}.
-- Recipe: {args['opt']} lr {args['lr']}, weight decay {args['weight_decay']}, {args['sched']} schedule,
-  {args['epochs']} epochs, batch {args['batch_size']}, {args['img_size']} px, loss `{args['loss']}` with
-  `{args['class_weights']}` class weights, best epoch {test['best_epoch']} by validation
-  `{args['monitor']}`. Per-epoch curves in `metrics.jsonl`.
-
-## Intended use and limits
-
-For research on class-imbalanced classification and for non-commercial inspection prototypes of
-monocrystalline and polycrystalline silicon cells imaged by electroluminescence, segmented and perspective-
-corrected like ELPV (300×300 cells). Not validated for other imaging (visible-light or thermal module photos),
-other cell technologies or other cameras; the 1/3 and 2/3 grades encode annotator uncertainty and are the
-least reliable outputs. Do not use it as the only basis for warranty, safety or financial decisions.
-
-## Licence
-
-{ELPV_LICENCE}
-
-## Citation
-
-The dataset:
-
-```bibtex
-{ELPV_CITATION}
-```
-"""
-    from huggingface_hub import ModelCard
-    return str(ModelCard(f'---\n{_card_data(config, test, repo_name).to_yaml()}\n---\n{body}'))
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -570,6 +570,11 @@ def _elpv_cfg(variant: str, head_type: str) -> Dict[str, Any]:
         head_type=head_type,
         hf_hub_id=f'{HF_HUB_ORG}/{variant}.elpv',
         label_names=('functional', 'possibly_defective', 'likely_defective', 'defective'),
+        # the grades are the share of annotators who judged the cell defective
+        label_descriptions={
+            'functional': 'annotator defect probability 0', 'possibly_defective': 'annotator defect probability 1/3',
+            'likely_defective': 'annotator defect probability 2/3', 'defective': 'annotator defect probability 1'},
+        paper_name='Class-Specific Branch Attention for Mitigating Gradient Interference under Class Imbalance',
         license='cc-by-nc-sa-4.0',
         origin_url='https://github.com/zae-bayern/elpv-dataset',
     )
