@@ -32,7 +32,7 @@ from accelerate import Accelerator, PartialState
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, parse_flag_from_env, set_seed
 from timm.data import resolve_data_config
 from timm.models import get_pretrained_cfg_value
-from timm.optim import create_optimizer_v2
+from timm.optim import create_optimizer_v2, list_optimizers
 from timm.scheduler import create_scheduler_v2
 from timm.utils import ModelEmaV3
 from tqdm.auto import tqdm
@@ -97,11 +97,12 @@ g = parser.add_argument_group('optimisation')
 g.add_argument('--epochs', type=int, default=30, help='maximum epochs')
 g.add_argument('--batch-size', type=int, default=32, help='batch size per process')
 g.add_argument('--grad-accum-steps', type=int, default=1, help='batches per optimizer step')
-g.add_argument('--opt', default='adam', help='timm optimizer: adam, adamw, sgd, ...')
+g.add_argument('--opt', default='adam', choices=list_optimizers(), metavar='OPT',
+               help='timm optimizer: adam, adamw, sgd, ... (timm.optim.list_optimizers())')
 g.add_argument('--lr', type=float, default=1e-3, help='peak learning rate')
 g.add_argument('--weight-decay', type=float, default=0.0, help='weight decay (not on norms and biases)')
 g.add_argument('--momentum', type=float, default=0.9, help='SGD momentum')
-g.add_argument('--sched', default='cosine', help='timm scheduler: cosine, step or multistep')
+g.add_argument('--sched', default='cosine', choices=('cosine', 'step', 'multistep'), help='timm scheduler')
 g.add_argument('--decay-epochs', type=float, default=30, help='step scheduler: epochs between decays')
 g.add_argument('--decay-milestones', type=int, nargs='+', default=[90, 180], help='multistep: decay epochs')
 g.add_argument('--decay-rate', type=float, default=0.1, help='step / multistep: decay factor')
@@ -111,7 +112,8 @@ g.add_argument('--clip-grad', type=float, help='clip the gradient norm to this v
 g.add_argument('--seed', type=int, default=42, help='training seed (init, data order, augmentation)')
 g = parser.add_argument_group('loss')
 g.add_argument('--loss', default='ce', choices=LOSSES, help='training loss')
-g.add_argument('--class-weights', default='inverse', help='inverse, sqrt_inverse, effective_number or none')
+g.add_argument('--class-weights', default='inverse', choices=('inverse', 'sqrt_inverse', 'effective_number', 'none'),
+               help='loss weights per class from the train counts')
 g.add_argument('--label-smoothing', type=float, default=0.0, help='label smoothing (ce)')
 g.add_argument('--focal-gamma', type=float, default=2.0, help='focal loss gamma')
 g.add_argument('--la-tau', type=float, default=1.0, help='logit adjustment tau (1 = balanced softmax)')
@@ -121,14 +123,15 @@ g.add_argument('--drw-epoch', type=int, help='LDAM: epoch from which deferred re
 g.add_argument('--ordinal-scale', type=float, default=10.0, help='ordinal loss: target mass exp(-scale * grade '
                'distance^2), grades evenly spaced on [0, 1]; larger is closer to CE')
 g = parser.add_argument_group('selection and logging')
-g.add_argument('--monitor', default='macro_f1', help=f'validation metric for best checkpoint / early stop: {", ".join(METRICS)}')
+g.add_argument('--monitor', default='macro_f1', choices=METRICS,
+               help='validation metric for best checkpoint / early stop')
 g.add_argument('--patience', type=int, default=10, help='epochs without improvement before stopping (0: never)')
 g.add_argument('--min-delta', type=float, default=0.0, help='smallest improvement that counts')
 g.add_argument('--keep-last', type=int, default=2, help='epoch checkpoints kept besides the best')
 g.add_argument('--logit-offsets', default='none', choices=('none', 'fit'),
                help='fit: after training, per-class logit offsets fitted on validation for macro-F1 are folded into '
                     'best/ (its config.json records them), before the test')
-g.add_argument('--report-to', default='none', help='trackers: tensorboard, wandb, all or none')
+g.add_argument('--report-to', default='none', choices=('tensorboard', 'wandb', 'all', 'none'), help='trackers')
 g.add_argument('--diagnose-every', type=int, default=0, help='gradient-conflict summaries every N epochs (0: never)')
 g.add_argument('--diagnose-batches', type=int, default=8, help='single-class train batches per process for them')
 
@@ -358,8 +361,6 @@ try:
     criterion = create_loss_from_config(vars(args), counts)
 except ValueError as e:  # an option the loss would ignore, or weights for a class without images
     sys.exit(f'error: {e}')
-if args.monitor not in METRICS:
-    sys.exit(f'error: --monitor {args.monitor!r} is not one of {", ".join(METRICS)}')
 optimizer = create_optimizer_v2(model, opt=args.opt, lr=args.lr, weight_decay=args.weight_decay,
                                 momentum=args.momentum)
 model, optimizer, train_loader, val_loader, test_loader = accelerator.prepare(
