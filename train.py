@@ -17,12 +17,8 @@ import difflib
 import json
 import math
 import os
-import platform
-import shutil
-import subprocess
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 
 import timm
@@ -43,10 +39,12 @@ from timm_csba.data import (SAMPLERS, ClassAwareSampler, DatasetError, add_datas
                             build_dataset_from_args, build_transforms, check_images, class_counts,
                             default_num_workers)
 from timm_csba.diagnostics import analyze
-from timm_csba.files import atomic_path, replace_dir, write_json, write_text, write_yaml
+from timm_csba.files import atomic_path, write_json, write_text
 from timm_csba.hub import save_pretrained
 from timm_csba.losses import LOSSES, create_loss_from_config
 from timm_csba.metrics import METRICS, classification_metrics, save_confusion_matrix
+from timm_csba.runs import (RunError, TrainState, latest_checkpoint, prepare_run_dir, provenance, resolve_config,
+                            save_checkpoint)
 from timm_csba.runtime import (PRECISIONS, PrecisionError, compile_in_place, compiled_graphs, cpu_threads,
                                hold_freed_memory, resolve_mixed_precision)
 from timm_csba.tensor_input import TENSOR_AUGMENTS, BatchAugment, cached_pixels, collate_pixels, normalize
@@ -136,81 +134,11 @@ g.add_argument('--diagnose-every', type=int, default=0, help='gradient-conflict 
 g.add_argument('--diagnose-batches', type=int, default=8, help='single-class train batches per process for them')
 
 
-def resolve_config(argv):
-    """Defaults < YAML config < command line. Unknown YAML keys are an error, not silently ignored."""
-    known, _ = parser.parse_known_args(argv)
-    config_path = known.config
-    if config_path is None and known.resume:
-        config_path = str(run_dir_of(Path(known.resume)) / 'args.yaml')
-    config_path = config_path or 'configs/elpv.yaml'
-    with open(config_path) as f:
-        preset = yaml.safe_load(f) or {}
-    valid = {a.dest for a in parser._actions} - {'help', 'resume', 'overwrite'}
-    unknown = sorted(set(preset) - valid)
-    if unknown:
-        sys.exit(f'error: {config_path} has unknown key(s) {", ".join(unknown)}; valid keys: {", ".join(sorted(valid))}')
-    parser.set_defaults(**preset)
-    args = parser.parse_args(argv)
-    for action in parser._actions:  # argparse checks choices on the command line only, not on YAML defaults
-        if action.choices is not None and getattr(args, action.dest) not in action.choices:
-            sys.exit(f'error: {config_path}: {action.dest}: {getattr(args, action.dest)!r} is not one of '
-                     f'{", ".join(map(str, action.choices))}')
-    args.config = config_path
-    if args.resume and known.output_dir is None:  # a resumed run stays where it is now, wherever it was started
-        args.output_dir = str(run_dir_of(Path(args.resume)))
-    elif args.output_dir is None:
-        args.output_dir = f'runs/{Path(config_path).stem}'
-    return args
-
-
-def run_dir_of(path: Path) -> Path:
-    return path.parent.parent if path.parent.name == 'checkpoints' else path
-
-
-def provenance(accelerator) -> dict:
-    """What produced this run, for the model card: command, git commit, package versions, hardware."""
-    try:
-        root = Path(__file__).resolve().parent
-        commit = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=root, capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = bool(subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=root,
-                                    capture_output=True, text=True, check=True).stdout.strip())
-    except (OSError, subprocess.CalledProcessError):  # not a git checkout (e.g. an unpacked sdist)
-        commit, dirty = None, None
-    return {
-        'command': 'accelerate launch train.py ' + ' '.join(sys.argv[1:]),
-        'git_commit': commit, 'git_dirty': dirty,
-        'num_processes': accelerator.num_processes, 'mixed_precision': accelerator.mixed_precision,
-        'threads_per_process': torch.get_num_threads(),
-        'device': torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or 'cpu',
-        'python': platform.python_version(),
-        'packages': {name: _installed_version(name) for name in (
-            'torch', 'torchvision', 'timm', 'accelerate', 'datasets', 'safetensors', 'timm_csba')},
-        'started': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
-    }
-
-
-def _installed_version(name: str):
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:  # e.g. timm_csba used from a source tree on PYTHONPATH
-        return None
-
-
-def latest_checkpoint(path: Path) -> Path:
-    if (path / 'checkpoints').is_dir():
-        epochs = sorted((path / 'checkpoints').glob('epoch_*'))
-        if not epochs:
-            sys.exit(f'error: {path} has no checkpoints to resume from')
-        return epochs[-1]
-    if not (path / 'model.safetensors').exists() and not list(path.glob('pytorch_model*')):
-        sys.exit(f'error: {path} is neither a run directory nor a checkpoint folder')
-    return path
-
-
-args = resolve_config(sys.argv[1:])
+try:
+    args = resolve_config(parser, sys.argv[1:])
+except RunError as e:
+    sys.exit(f'error: {e}')
 out_dir = Path(args.output_dir)
-IDENTITY_KEYS = ('model', 'dataset', 'data_dir', 'hub_id', 'dataset_options', 'split_seed', 'in_chans')
 
 # ------------------------------------------------------------------------------------------------ accelerator
 # device and process count, to choose precision and threads (ACCELERATE_USE_CPU as the Accelerator reads it)
@@ -234,22 +162,12 @@ if int(os.environ.get('WORLD_SIZE', '1')) > 1 and accelerator.num_processes == 1
              '--num_processes N train.py ...')
 
 if accelerator.is_main_process:
-    if args.resume is None and (out_dir / 'args.yaml').exists():
-        # a run that ended before its first checkpoint (bad input, killed early) holds nothing to keep
-        if not args.overwrite and any((out_dir / 'checkpoints').glob('epoch_*')):
-            sys.exit(f'error: {out_dir} holds another run; pass --resume {out_dir} to continue it, --overwrite to '
-                     f'replace it, or another --output-dir')
-        shutil.rmtree(out_dir)
-    if args.resume is not None:
-        saved = yaml.safe_load((run_dir_of(Path(args.resume)) / 'args.yaml').read_text())
-        changed = [k for k in IDENTITY_KEYS if saved.get(k) != getattr(args, k)]
-        if changed:
-            sys.exit('error: --resume of a run with a different ' + ', '.join(
-                f'{k} ({saved.get(k)!r} there, {getattr(args, k)!r} here)' for k in changed))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_yaml(out_dir / 'args.yaml', {k: v for k, v in vars(args).items() if k not in ('resume', 'overwrite')})
+    try:
+        prepare_run_dir(args, out_dir)
+    except RunError as e:
+        sys.exit(f'error: {e}')
     if args.resume is None:
-        write_json(out_dir / 'provenance.json', provenance(accelerator))
+        write_json(out_dir / 'provenance.json', provenance(accelerator, Path(__file__).resolve().parent))
 accelerator.wait_for_everyone()
 set_seed(args.seed)
 
@@ -376,23 +294,13 @@ scheduler, _ = create_scheduler_v2(
     step_on_epochs=False, updates_per_epoch=updates_per_epoch)
 
 
-class TrainState:
-    """What besides weights, optimizer and RNGs a resume must restore: progress and early stopping."""
-
-    def __init__(self):
-        self.epoch, self.updates, self.best, self.best_epoch, self.bad_epochs, self.history = 0, 0, -1.0, -1, 0, []
-
-    def state_dict(self):
-        return dict(vars(self))
-
-    def load_state_dict(self, state):
-        vars(self).update(state)
-
-
 state = TrainState()
 accelerator.register_for_checkpointing(scheduler, state, *([ema] if ema else []))
 if args.resume:
-    checkpoint = latest_checkpoint(Path(args.resume))
+    try:
+        checkpoint = latest_checkpoint(Path(args.resume))
+    except RunError as e:
+        sys.exit(f'error: {e}')
     accelerator.load_state(str(checkpoint))
     accelerator.print(f'resumed from {checkpoint} after epoch {state.epoch}')
 accelerator.init_trackers(out_dir.name, config={k: str(v) if isinstance(v, (dict, list)) else v
@@ -420,22 +328,45 @@ def evaluate(net, data_loader):
     return metrics, loss
 
 
-def save_checkpoint(epoch):
-    """accelerate save_state into a temp folder, renamed when complete; prune all but the last N and the best."""
-    ckpt_dir = out_dir / 'checkpoints'
-    tmp = ckpt_dir / f'.tmp_epoch_{epoch:04d}'
-    if accelerator.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)  # left by a killed run
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        replace_dir(tmp, ckpt_dir / f'epoch_{epoch:04d}')
-        keep = {f'epoch_{e:04d}' for e in (state.best_epoch, *range(epoch - args.keep_last + 1, epoch + 1))}
-        for old in ckpt_dir.glob('epoch_*'):
-            if old.name not in keep:
-                shutil.rmtree(old)
-    accelerator.wait_for_everyone()
+def stop_unless_finite(loss, epoch, step):
+    """The NaN policy: stop at the first non-finite loss on any process, naming the checkpoint to resume from."""
+    if torch.isfinite(accelerator.gather(loss.detach())).all():
+        return
+    last_good = sorted((out_dir / 'checkpoints').glob('epoch_*'))
+    sys.exit(f'error: the loss is {loss.item()} at epoch {epoch}, step {step}; training stopped. Last good '
+             f'checkpoint: {last_good[-1] if last_good else "none yet"}. Lower --lr, set --clip-grad or check the '
+             f'inputs, then --resume (or start again).')
+
+
+class EpochClock:
+    """An epoch's wall time, training time and the share of it the steps waited for data (input-bound if large)."""
+
+    def __init__(self):
+        self.start = self.ready = time.time()
+        self.data_wait = self.train_time = 0.0
+
+    def batch_arrived(self):
+        self.data_wait += time.time() - self.ready
+
+    def step_done(self):
+        self.ready = time.time()
+
+    def training_done(self):
+        self.train_time = time.time() - self.start
+
+    def record(self, images):
+        return {'train_img_per_s': images / self.train_time, 'epoch_time_s': time.time() - self.start,
+                'data_wait_fraction': self.data_wait / self.train_time}
+
+
+def conflict_record():
+    """Conflict over training: backbone GCM summaries on a few single-class train batches (eval transforms)."""
+    with torch.compiler.set_stance('force_eager'):  # single-class batches of any size: no recompiles
+        diag = analyze(accelerator.unwrap_model(model), attach_transform(dataset['train'], eval_tf),
+                       dataset['train']['label'], label_names, criterion, batch_size=args.batch_size,
+                       max_batches=args.diagnose_batches, accelerator=accelerator)['parameter_sets']['backbone']
+    return {f'gcm_{kind}_{stat}': diag['summary'][kind][stat] for kind in ('cosine', 'magnitude')
+            for stat in ('mean_off_diagonal', 'mean_most_negative_pairs')}
 
 
 # ------------------------------------------------------------------------------------------------ train
@@ -446,18 +377,13 @@ for epoch in range(state.epoch + 1, args.epochs + 1):
     if hasattr(criterion, 'set_epoch'):
         criterion.set_epoch(epoch)
     model.train()
-    loss_sum, seen, start = torch.zeros((), device=accelerator.device), 0, time.time()
-    data_wait, ready = 0.0, time.time()
+    loss_sum, seen, clock = torch.zeros((), device=accelerator.device), 0, EpochClock()
     progress = tqdm(train_loader, desc=f'epoch {epoch}/{args.epochs}', disable=not accelerator.is_local_main_process)
     for step, batch in enumerate(progress):
-        data_wait += time.time() - ready  # time the step waited for its batch: input-bound when large
+        clock.batch_arrived()
         with accelerator.accumulate(model):
             loss = criterion(model(model_inputs(batch['pixel_values'], training=True)), batch['label'])
-            if not torch.isfinite(accelerator.gather(loss.detach())).all():
-                last_good = sorted((out_dir / 'checkpoints').glob('epoch_*'))
-                sys.exit(f'error: the loss is {loss.item()} at epoch {epoch}, step {step}; training stopped. Last good '
-                         f'checkpoint: {last_good[-1] if last_good else "none yet"}. Lower --lr, set --clip-grad or '
-                         f'check the inputs, then --resume (or start again).')
+            stop_unless_finite(loss, epoch, step)
             accelerator.backward(loss)
             if accelerator.sync_gradients and args.clip_grad:
                 accelerator.clip_grad_norm_(model.parameters(), args.clip_grad)
@@ -471,10 +397,10 @@ for epoch in range(state.epoch + 1, args.epochs + 1):
         loss_sum += loss.detach() * len(batch['label'])
         seen += len(batch['label'])
         progress.set_postfix(loss=f'{loss.item():.4f}')
-        ready = time.time()
+        clock.step_done()
+    clock.training_done()
     train_loss = (accelerator.reduce(loss_sum, 'sum') / accelerator.reduce(
         torch.tensor(seen, device=accelerator.device, dtype=torch.float), 'sum')).item()
-    train_time = time.time() - start
     selected = ema.module if ema is not None else model  # the weights that are validated, kept and published
     val, val_loss = evaluate(selected, val_loader)
 
@@ -485,27 +411,19 @@ for epoch in range(state.epoch + 1, args.epochs + 1):
     else:
         state.bad_epochs += 1
     record = {'epoch': epoch, 'lr': optimizer.param_groups[0]['lr'], 'train_loss': train_loss, 'val_loss': val_loss,
-              'generalization_gap': val_loss - train_loss, 'train_img_per_s': seen * accelerator.num_processes / train_time,
-              'epoch_time_s': time.time() - start, 'data_wait_fraction': data_wait / train_time,
-              **{f'val_{k}': val[k] for k in METRICS},
-              **{f'val_f1_{n}': v['f1'] for n, v in val['per_class'].items()}}
+              'generalization_gap': val_loss - train_loss, **clock.record(seen * accelerator.num_processes),
+              **{f'val_{k}': val[k] for k in METRICS}, **{f'val_f1_{n}': v['f1'] for n, v in val['per_class'].items()}}
     if args.torchcompile:
         record['compiled_graphs'] = compiled_graphs()  # cumulative: flat after the first epoch, or it recompiles
     if args.diagnose_every and epoch % args.diagnose_every == 0:
-        # conflict over training: the backbone GCM on a few single-class train batches (eval transforms)
-        with torch.compiler.set_stance('force_eager'):  # single-class batches of any size: no recompiles
-            diag = analyze(accelerator.unwrap_model(model), attach_transform(dataset['train'], eval_tf),
-                           dataset['train']['label'], label_names, criterion, batch_size=args.batch_size,
-                           max_batches=args.diagnose_batches, accelerator=accelerator)['parameter_sets']['backbone']
-        record.update({f'gcm_{kind}_{stat}': diag['summary'][kind][stat] for kind in ('cosine', 'magnitude')
-                       for stat in ('mean_off_diagonal', 'mean_most_negative_pairs')})
+        record.update(conflict_record())
     state.history.append(record)
     accelerator.log({k: v for k, v in record.items() if k != 'epoch'}, step=epoch)
     accelerator.print(f'epoch {epoch}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, '
                       f'val {args.monitor} {val[args.monitor]:.4f} (best {state.best:.4f} @ {state.best_epoch})')
     if improved and accelerator.is_main_process:
         save_pretrained(accelerator.unwrap_model(selected), out_dir / 'best', label_names, data_config)
-    save_checkpoint(epoch)
+    save_checkpoint(accelerator, out_dir, epoch, keep=(state.best_epoch, *range(epoch + 1 - args.keep_last, epoch + 1)))
     if accelerator.is_main_process:
         write_text(out_dir / 'metrics.jsonl', ''.join(json.dumps(r) + '\n' for r in state.history))
     if args.patience and state.bad_epochs >= args.patience:

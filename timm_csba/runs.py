@@ -1,0 +1,164 @@
+"""A train.py run on disk: its resolved config, its directory, what produced it, and its checkpoints.
+
+    RUN/args.yaml          the resolved config: defaults < YAML preset < command line (`resolve_config`)
+    RUN/provenance.json    command, git commit, package versions, device (`provenance`)
+    RUN/checkpoints/       accelerate states epoch_NNNN: the last N and the best (`save_checkpoint`)
+
+train.py keeps the story (data, model, loop); the bookkeeping around it lives here.
+"""
+import argparse
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+import yaml
+
+from .files import replace_dir, write_yaml
+
+__all__ = [
+    'RunError', 'IDENTITY_KEYS', 'resolve_config', 'run_dir_of', 'prepare_run_dir', 'provenance', 'latest_checkpoint',
+    'TrainState', 'save_checkpoint',
+]
+
+# what makes a run the run it is: a resume that changes one of these is refused
+IDENTITY_KEYS = ('model', 'dataset', 'data_dir', 'hub_id', 'dataset_options', 'split_seed', 'in_chans')
+# flags that steer one invocation and are not part of the run's config
+NOT_SAVED = ('resume', 'overwrite')
+
+
+class RunError(ValueError):
+    """A config, run directory or checkpoint that cannot be used; the message names the fix."""
+
+
+def resolve_config(parser: argparse.ArgumentParser, argv: Sequence[str],
+                   default_config: str = 'configs/elpv.yaml') -> argparse.Namespace:
+    """Defaults < YAML config < command line. Unknown YAML keys and values outside a flag's choices are errors."""
+    known, _ = parser.parse_known_args(argv)
+    config_path = known.config
+    if config_path is None and known.resume:
+        config_path = str(run_dir_of(Path(known.resume)) / 'args.yaml')
+    config_path = config_path or default_config
+    with open(config_path) as f:
+        preset = yaml.safe_load(f) or {}
+    valid = {a.dest for a in parser._actions} - {'help', *NOT_SAVED}
+    unknown = sorted(set(preset) - valid)
+    if unknown:
+        raise RunError(f'{config_path} has unknown key(s) {", ".join(unknown)}; valid keys: {", ".join(sorted(valid))}')
+    parser.set_defaults(**preset)
+    args = parser.parse_args(argv)
+    for action in parser._actions:  # argparse checks choices on the command line only, not on YAML defaults
+        if action.choices is not None and getattr(args, action.dest) not in action.choices:
+            raise RunError(f'{config_path}: {action.dest}: {getattr(args, action.dest)!r} is not one of '
+                           f'{", ".join(map(str, action.choices))}')
+    args.config = config_path
+    if args.resume and known.output_dir is None:  # a resumed run stays where it is now, wherever it was started
+        args.output_dir = str(run_dir_of(Path(args.resume)))
+    elif args.output_dir is None:
+        args.output_dir = f'runs/{Path(config_path).stem}'
+    return args
+
+
+def run_dir_of(path: Path) -> Path:
+    """The run directory of a run directory or of one of its checkpoints."""
+    return path.parent.parent if path.parent.name == 'checkpoints' else path
+
+
+def prepare_run_dir(args: argparse.Namespace, out_dir: Path) -> None:
+    """Make `out_dir` the run's directory (main process only): refuse to replace another run or to resume one
+    with a different identity, then write args.yaml."""
+    if args.resume is None and (out_dir / 'args.yaml').exists():
+        # a run that ended before its first checkpoint (bad input, killed early) holds nothing to keep
+        if not args.overwrite and any((out_dir / 'checkpoints').glob('epoch_*')):
+            raise RunError(f'{out_dir} holds another run; pass --resume {out_dir} to continue it, --overwrite to '
+                           f'replace it, or another --output-dir')
+        shutil.rmtree(out_dir)
+    if args.resume is not None:
+        saved = yaml.safe_load((run_dir_of(Path(args.resume)) / 'args.yaml').read_text())
+        changed = [k for k in IDENTITY_KEYS if saved.get(k) != getattr(args, k)]
+        if changed:
+            raise RunError('--resume of a run with a different ' + ', '.join(
+                f'{k} ({saved.get(k)!r} there, {getattr(args, k)!r} here)' for k in changed))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_yaml(out_dir / 'args.yaml', {k: v for k, v in vars(args).items() if k not in NOT_SAVED})
+
+
+def provenance(accelerator, source_dir: Path) -> dict:
+    """What produced this run, for the model card: command, git commit of `source_dir`, versions, hardware."""
+    try:
+        commit = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=source_dir, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = bool(subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=source_dir,
+                                    capture_output=True, text=True, check=True).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):  # not a git checkout (e.g. an unpacked sdist)
+        commit, dirty = None, None
+    return {
+        'command': 'accelerate launch train.py ' + ' '.join(sys.argv[1:]),
+        'git_commit': commit, 'git_dirty': dirty,
+        'num_processes': accelerator.num_processes, 'mixed_precision': accelerator.mixed_precision,
+        'threads_per_process': torch.get_num_threads(),
+        'device': torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or 'cpu',
+        'python': platform.python_version(),
+        'packages': {name: _installed_version(name) for name in (
+            'torch', 'torchvision', 'timm', 'accelerate', 'datasets', 'safetensors', 'timm_csba')},
+        'started': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+    }
+
+
+def _installed_version(name: str) -> Optional[str]:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:  # e.g. timm_csba used from a source tree on PYTHONPATH
+        return None
+
+
+def latest_checkpoint(path: Path) -> Path:
+    """The checkpoint to resume from: the newest epoch of a run directory, or a checkpoint folder itself."""
+    if (path / 'checkpoints').is_dir():
+        epochs = sorted((path / 'checkpoints').glob('epoch_*'))
+        if not epochs:
+            raise RunError(f'{path} has no checkpoints to resume from')
+        return epochs[-1]
+    if not (path / 'model.safetensors').exists() and not list(path.glob('pytorch_model*')):
+        raise RunError(f'{path} is neither a run directory nor a checkpoint folder')
+    return path
+
+
+class TrainState:
+    """What besides weights, optimizer and RNGs a resume must restore: progress and early stopping."""
+
+    def __init__(self):
+        self.epoch, self.updates, self.best, self.best_epoch, self.bad_epochs, self.history = 0, 0, -1.0, -1, 0, []
+
+    def state_dict(self):
+        return dict(vars(self))
+
+    def load_state_dict(self, state):
+        vars(self).update(state)
+
+
+def save_checkpoint(accelerator, out_dir: Path, epoch: int, keep: Sequence[int]) -> None:
+    """accelerate save_state into a temp folder, renamed when complete; then prune all epochs but `keep`.
+
+    accelerate's own rotation (ProjectConfiguration(automatic_checkpoint_naming=True, total_limit=N)) deletes
+    the oldest states whatever they hold, so it would delete the best epoch's; hence the rotation here.
+    """
+    ckpt_dir = out_dir / 'checkpoints'
+    tmp = ckpt_dir / f'.tmp_epoch_{epoch:04d}'
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)  # left by a killed run
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        replace_dir(tmp, ckpt_dir / f'epoch_{epoch:04d}')
+        kept = {f'epoch_{e:04d}' for e in keep}
+        for old in ckpt_dir.glob('epoch_*'):
+            if old.name not in kept:
+                shutil.rmtree(old)
+    accelerator.wait_for_everyone()
