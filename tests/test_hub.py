@@ -216,13 +216,14 @@ def test_push_refuses_a_repo_id_timm_would_not_look_in(hf_api):
     assert hf_api.calls[-1][2]['repo_id'] == 'me/fork'
 
 
-@pytest.mark.parametrize('status, message', [
-    (401, 'refused the token \\(401\\).*hf auth login'),
-    (403, 'cannot write to someone/x \\(403\\): use a token with write access'),
+@pytest.mark.parametrize('status, error, message', [
+    (401, 'HfHubHTTPError', 'refused the token \\(401\\).*hf auth login'),
+    (403, 'HfHubHTTPError', 'cannot write to someone/x \\(403\\): use a token with write access'),
+    (404, 'RepositoryNotFoundError', 'the Hub has no repo someone/x you can see: check --repo-id'),
 ])
-def test_push_http_errors_are_one_line(staged_smoke, hf_api, status, message):
+def test_push_http_errors_are_one_line(staged_smoke, hf_api, status, error, message):
     response = mock.Mock(status_code=status, headers={}, request=None)
-    hf_api.fail_with = huggingface_hub.errors.HfHubHTTPError('refused', response=response)
+    hf_api.fail_with = getattr(huggingface_hub.errors, error)('refused', response=response)
     with pytest.raises(SystemExit, match=message):
         hub_main(['push', str(staged_smoke), '--repo-id', 'someone/x'])
 
