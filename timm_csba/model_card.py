@@ -16,7 +16,7 @@ import yaml
 __all__ = ['CARD_METRICS', 'model_card']
 
 TEMPLATE = Path(__file__).with_name('model_card_template.md')
-# (test_metrics.json key, model-index metric type, display name, metric_args)
+# (test_metrics.json key, model-index metric type, display name); METRIC_ARGS qualifies a type where needed
 CARD_METRICS = (('accuracy', 'accuracy', 'Test accuracy'), ('macro_f1', 'f1', 'Test macro-F1'),
                 ('balanced_accuracy', 'balanced_accuracy', 'Test balanced accuracy'))
 METRIC_ARGS = {'f1': {'average': 'macro'}}
@@ -133,7 +133,7 @@ def model_card(folder: os.PathLike, repo_name: str) -> str:
                      f'{_fmt(init["mean_most_negative_pairs"])}')
     val_pct, test_pct = round(100 * args['val_fraction']), round(100 * args['test_fraction'])
     in_chans, height, width = cfg['input_size']
-    from .hub import registry_repo_id
+    from .hub import registry_repo_id  # here, not at the top: hub imports this module
     repo_id = registry_repo_id(folder) or registry_repo_id(repo_name) or repo_name
     try:  # the registry's cfg of the tag, for folders exported before config.json carried descriptions
         registry = timm.models.get_pretrained_cfg(repo_name)
