@@ -128,7 +128,7 @@ class ClassifierBranch(nn.Module):
 class BranchClassifier(nn.Module):
     """Parallel classifier branches over (pooled) features whose logits are summed.
 
-    `attention` picks what each branch sees: 'branch' a private bias-free SE gate per branch (CSBA),
+    `attention` picks what each branch sees: 'csba' a private bias-free SE gate per branch,
     'shared' one gate for all branches, 'none' the features as they are. `weighted` scales the branch
     logits by softmax(w), w learnable and initially equal (GradNorm-style scalar reweighting).
     """
@@ -138,7 +138,7 @@ class BranchClassifier(nn.Module):
             in_features: int,
             num_classes: int,
             num_branches: int = 3,
-            attention: str = 'branch',
+            attention: str = 'csba',
             attn_chs: int = 96,
             weighted: bool = False,
             drop_rate: float = 0.,
@@ -155,7 +155,7 @@ class BranchClassifier(nn.Module):
 
         self.attn = gate() if attention == 'shared' else nn.Identity()
         self.branches = nn.ModuleList([
-            ClassifierBranch(in_features, num_classes, gate() if attention == 'branch' else None, drop_rate, **dd)
+            ClassifierBranch(in_features, num_classes, gate() if attention == 'csba' else None, drop_rate, **dd)
             for _ in range(num_branches)])
         self.branch_weights = nn.Parameter(torch.zeros(num_branches, **dd)) if weighted else None
 
@@ -247,7 +247,7 @@ class CsbaHead(nn.Module):
         return BranchClassifier(
             self.num_features,
             num_classes,
-            attention={'csba': 'branch', 'shared': 'shared'}.get(self.head_type, 'none'),
+            attention=self.head_type if self.head_type in ('csba', 'shared') else 'none',
             attn_chs=self.attn_chs,
             weighted=self.head_type == 'gradnorm',
             drop_rate=self.drop_rate,
