@@ -26,7 +26,7 @@ import torch
 import yaml
 from accelerate import Accelerator, PartialState
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, parse_flag_from_env, set_seed
-from timm.data import resolve_data_config
+from timm.data import Mixup, resolve_data_config
 from timm.models import get_pretrained_cfg_value
 from timm.optim import create_optimizer_v2, list_optimizers
 from timm.scheduler import create_scheduler_v2
@@ -41,7 +41,7 @@ from timm_csba.data import (SAMPLERS, ClassAwareSampler, DatasetError, add_datas
 from timm_csba.diagnostics import analyze
 from timm_csba.files import atomic_path, write_json, write_text
 from timm_csba.hub import save_pretrained
-from timm_csba.losses import LOSSES, create_loss_from_config
+from timm_csba.losses import LOSSES, SOFT_TARGET_LOSSES, create_loss_from_config
 from timm_csba.metrics import METRICS, classification_metrics, save_confusion_matrix
 from timm_csba.runs import (RunError, TrainState, latest_checkpoint, prepare_run_dir, provenance, resolve_config,
                             save_checkpoint)
@@ -63,6 +63,11 @@ g.add_argument('--img-size', type=int, help='square training size (default: the 
 g.add_argument('--mean', type=float, nargs='+', help='normalisation mean (default: the model\'s cfg)')
 g.add_argument('--std', type=float, nargs='+', help='normalisation std (default: the model\'s cfg)')
 g.add_argument('--augment', type=yaml.safe_load, default={}, help='timm create_transform train options as YAML')
+g.add_argument('--mixup', type=float, default=0.0, help='mixup alpha (timm Mixup, on whole batches; 0: off)')
+g.add_argument('--cutmix', type=float, default=0.0, help='cutmix alpha (timm Mixup; 0: off)')
+g.add_argument('--mixup-prob', type=float, default=1.0, help='probability that a batch is mixed')
+g.add_argument('--mixup-switch-prob', type=float, default=0.5, help='probability of cutmix rather than mixup when both '
+               'are on')
 g.add_argument('--input-pipeline', default='auto', choices=('auto', 'tensor', 'pil'),
                help='tensor: images decoded once into a uint8 cache and augmented as batches where the model runs '
                     '(no DataLoader worker); pil: timm transforms per image in DataLoader workers; auto: tensor for '
@@ -279,6 +284,15 @@ try:
     criterion = create_loss_from_config(vars(args), counts)
 except ValueError as e:  # an option the loss would ignore, or weights for a class without images
     sys.exit(f'error: {e}')
+mixup = None
+if args.mixup or args.cutmix:
+    if args.loss not in SOFT_TARGET_LOSSES:
+        sys.exit(f'error: --mixup/--cutmix make soft targets, which the {args.loss} loss does not take; use --loss '
+                 f'{" or ".join(SOFT_TARGET_LOSSES)}.')
+    mixup = Mixup(mixup_alpha=args.mixup, cutmix_alpha=args.cutmix, prob=args.mixup_prob,
+                  switch_prob=args.mixup_switch_prob, label_smoothing=0.0, num_classes=len(label_names))
+elif args.mixup_prob != 1.0 or args.mixup_switch_prob != 0.5:
+    sys.exit('error: --mixup-prob and --mixup-switch-prob apply with --mixup or --cutmix; drop them or set one.')
 optimizer = create_optimizer_v2(model, opt=args.opt, lr=args.lr, weight_decay=args.weight_decay,
                                 momentum=args.momentum)
 model, optimizer, train_loader, val_loader, test_loader = accelerator.prepare(
@@ -382,7 +396,10 @@ for epoch in range(state.epoch + 1, args.epochs + 1):
     for step, batch in enumerate(progress):
         clock.batch_arrived()
         with accelerator.accumulate(model):
-            loss = criterion(model(model_inputs(batch['pixel_values'], training=True)), batch['label'])
+            x, target = model_inputs(batch['pixel_values'], training=True), batch['label']
+            if mixup is not None and len(target) % 2 == 0:  # timm's Mixup pairs images: an odd last batch stays as is
+                x, target = mixup(x, target)
+            loss = criterion(model(x), target)
             stop_unless_finite(loss, epoch, step)
             accelerator.backward(loss)
             if accelerator.sync_gradients and args.clip_grad:

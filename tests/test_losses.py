@@ -100,3 +100,15 @@ def test_ordinal_loss_is_cross_entropy_against_soft_neighbouring_grades():
     assert sharp(logits, target).item() == pytest.approx(F.cross_entropy(logits, target).item(), rel=1e-6)
     # the grade in the middle is pulled both ways: its target is symmetric
     assert torch.allclose(loss.targets[1], loss.targets[1].flip(0))
+
+
+def test_ordinal_loss_takes_mixup_soft_targets():
+    """One-hot soft targets give the hard-target loss, class weights included; a 50/50 mix of two grades is the
+    loss against the mean of their soft labels, weighted by the mean of their weights."""
+    logits, target = torch.tensor([[1.0, 0.0, -1.0], [0.2, 0.3, 0.1]]), torch.tensor([0, 2])
+    loss = create_loss('ordinal', [10, 5, 1], class_weights='inverse')
+    one_hot = F.one_hot(target, 3).float()
+    assert loss(logits, one_hot).item() == pytest.approx(loss(logits, target).item(), rel=1e-6)
+    mixed = torch.tensor([[0.5, 0.0, 0.5]])
+    soft = 0.5 * (loss.targets[0] + loss.targets[2])
+    assert loss(logits[:1], mixed).item() == pytest.approx(-(soft * logits[0].log_softmax(0)).sum().item(), rel=1e-6)

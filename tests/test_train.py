@@ -147,6 +147,7 @@ def test_launcher_that_splits_processes_is_refused(tmp_path):
     (['--torchcompile', 'inductr'], "'inductr' is not a torch.compile backend"),
     (['--loss', 'dice'], "argument --loss: invalid choice: 'dice'"),
     (['--focal-gamma', '1'], 'the ce loss ignores focal_gamma; drop --focal-gamma'),
+    (['--mixup', '0.2', '--loss', 'focal'], 'the focal loss does not take; use --loss ce or ordinal'),
 ])
 def test_bad_input_gets_one_clear_error(tmp_path, args, message):
     result = _train('--output-dir', str(tmp_path / 'r'), *args, check=False)
@@ -225,9 +226,11 @@ def test_compile_and_precision_keep_checkpoint_keys_and_resume_across_each_other
 
 
 def test_model_ema_is_what_is_validated_kept_and_resumed(tmp_path):
-    """--model-ema: best/ holds the moving average, not the raw weights, and a resume continues the average."""
+    """--model-ema: best/ holds the moving average, not the raw weights, and a resume continues the average
+    (also under mixup / cutmix, whose random draws resume with the run)."""
     run = tmp_path / 'ema'
-    _train('--output-dir', str(run), '--epochs', '3', '--keep-last', '3', '--model-ema', '--loss', 'ordinal')
+    _train('--output-dir', str(run), '--epochs', '3', '--keep-last', '3', '--model-ema', '--loss', 'ordinal',
+           '--mixup', '0.2', '--cutmix', '1.0')  # soft targets into the ordinal loss, and resumed RNG for them
 
     def checkpoint(folder, epoch):  # (raw weights, EMA weights); custom objects: scheduler, train state, EMA
         ckpt = folder / 'checkpoints' / f'epoch_{epoch:04d}'

@@ -21,11 +21,13 @@ import torch.nn.functional as F
 from .data import weights_from_counts
 
 __all__ = [
-    'LOSSES', 'FocalLoss', 'LogitAdjustedLoss', 'LDAMLoss', 'OrdinalSoftLabelLoss', 'create_loss',
+    'LOSSES', 'SOFT_TARGET_LOSSES', 'FocalLoss', 'LogitAdjustedLoss', 'LDAMLoss', 'OrdinalSoftLabelLoss', 'create_loss',
     'create_loss_from_config',
 ]
 
 LOSSES = ('ce', 'focal', 'logit_adjusted', 'ldam', 'ordinal')
+# the losses that also take soft targets ([N, C] class probabilities, e.g. from mixup / cutmix)
+SOFT_TARGET_LOSSES = ('ce', 'ordinal')
 
 
 def _weighted_mean(per_sample: torch.Tensor, target: torch.Tensor, weight: Optional[torch.Tensor]) -> torch.Tensor:
@@ -112,8 +114,15 @@ class OrdinalSoftLabelLoss(nn.Module):
         self.register_buffer('weight', weight, persistent=False)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        per_sample = -(self.targets[target] * F.log_softmax(logits.float(), dim=1)).sum(1)
-        return _weighted_mean(per_sample, target, self.weight)
+        log_p = F.log_softmax(logits.float(), dim=1)
+        if target.dim() == 1:
+            return _weighted_mean(-(self.targets[target] * log_p).sum(1), target, self.weight)
+        # soft targets (mixup): mix the grades' soft labels, and their class weights, in the same proportions
+        per_sample = -((target.float() @ self.targets) * log_p).sum(1)
+        if self.weight is None:
+            return per_sample.mean()
+        weight = target.float() @ self.weight
+        return (weight * per_sample).sum() / weight.sum()
 
 
 def create_loss(

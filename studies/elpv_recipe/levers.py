@@ -32,6 +32,7 @@ LEVERS = {
     'inverse_weights': ['--class-weights', 'inverse'],
     'ema': ['--model-ema'],
     'ordinal': ['--loss', 'ordinal'],
+    'mixup': ['--mixup', '0.2', '--cutmix', '1.0'],
 }
 POST_HOC = ['--logit-offsets', 'fit']
 
