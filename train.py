@@ -457,14 +457,15 @@ if args.logit_offsets == 'fit':
     if 'logit_offsets' not in best_config:  # else a resumed run whose best/ already carries them
         val_logits, val_labels = (t.cpu().numpy() for t in split_logits(model, val_loader))
         offsets = fit_logit_offsets(val_logits, val_labels).tolist()
+
+        def val_macro_f1(predictions):
+            return classification_metrics(val_labels, predictions, label_names)['macro_f1']
+
         calibration = {  # validation macro-F1 as selected, cross-fitted (the honest estimate) and fitted
             'logit_offsets': offsets,
-            'val_macro_f1_before_offsets': classification_metrics(val_labels, val_logits.argmax(1), label_names)[
-                'macro_f1'],
-            'val_macro_f1_offsets_cross_fitted': classification_metrics(
-                val_labels, cross_fitted_predictions(val_logits, val_labels), label_names)['macro_f1'],
-            'val_macro_f1_offsets_fitted': classification_metrics(
-                val_labels, (val_logits + offsets).argmax(1), label_names)['macro_f1'],
+            'val_macro_f1_before_offsets': val_macro_f1(val_logits.argmax(1)),
+            'val_macro_f1_offsets_cross_fitted': val_macro_f1(cross_fitted_predictions(val_logits, val_labels)),
+            'val_macro_f1_offsets_fitted': val_macro_f1((val_logits + offsets).argmax(1)),
         }
         fold_logit_offsets(accelerator.unwrap_model(model), offsets)
         if accelerator.is_main_process:

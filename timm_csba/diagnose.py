@@ -20,8 +20,8 @@ import timm
 import torch
 import yaml
 
-from .data import (DATASET_ARGUMENTS, DatasetError, add_dataset_arguments, attach_transform, build_dataset_from_args,
-                   build_transforms, class_counts, error_line)
+from .data import (DATASET_ARGUMENTS, SPLITS, DatasetError, add_dataset_arguments, attach_transform,
+                   build_dataset_from_args, build_transforms, class_counts, error_line)
 from .diagnostics import (
     analyze, plot_comparison, plot_matrix, spearman, to_jsonable,
 )
@@ -98,7 +98,7 @@ def main(argv=None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--model-dir', required=True, help='timm Hub-format folder (e.g. RUN/best)')
     add_dataset_arguments(parser)  # defaults: the run's own (RUN/args.yaml) when the folder is a run's best/
-    parser.add_argument('--split', default='train', choices=['train', 'validation', 'test'], help='split to use')
+    parser.add_argument('--split', default='train', choices=SPLITS, help='split to use')
     parser.add_argument('--params', default='backbone', help='all, backbone, layerwise or a regex on parameter names')
     parser.add_argument('--batch-size', type=int, default=32, help='samples per (single-class) batch')
     parser.add_argument('--max-batches', type=int, help='stop after this many batches (default: whole split)')

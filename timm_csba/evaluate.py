@@ -24,12 +24,14 @@ from typing import Any, Dict, Optional, Sequence
 import datasets
 import torch
 
-from .data import DatasetError, add_dataset_arguments, attach_transform, build_dataset_from_args, build_transforms
+from .data import (SPLITS, DatasetError, add_dataset_arguments, attach_transform, build_dataset_from_args,
+                   build_transforms)
 from .files import atomic_path, write_json
 from .metrics import classification_metrics, save_confusion_matrix
 from .predict import TTA, PredictError, load_model, tta_probabilities
 
 __all__ = ['evaluate_split']
+
 
 def evaluate_split(model: torch.nn.Module, split: datasets.Dataset, tta: str = 'none', batch_size: int = 64,
                    device: Optional[torch.device] = None) -> Dict[str, Any]:
@@ -57,7 +59,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('model', help='csba_squeeze.elpv, hf-hub:ORG/NAME, local-dir:DIR or DIR')
     add_dataset_arguments(parser)
-    parser.add_argument('--split', default='test', choices=('train', 'validation', 'test'), help='split to score')
+    parser.add_argument('--split', default='test', choices=SPLITS, help='split to score')
     parser.add_argument('--tta', default='none', choices=TTA, help='test-time augmentation (averaged softmax)')
     parser.add_argument('--batch-size', type=int, default=64, help='images per forward pass')
     parser.add_argument('--out', help='output folder (default: evaluations/<model>-<dataset>-<split>)')
