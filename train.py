@@ -40,7 +40,7 @@ from timm_csba.data import (SAMPLERS, ClassAwareSampler, DatasetError, add_datas
                             default_num_workers)
 from timm_csba.diagnostics import analyze
 from timm_csba.files import atomic_path, write_json, write_text
-from timm_csba.hub import save_pretrained
+from timm_csba.hub import load_pretrained, save_pretrained
 from timm_csba.losses import LOSSES, SOFT_TARGET_LOSSES, create_loss_from_config
 from timm_csba.metrics import METRICS, classification_metrics, save_confusion_matrix
 from timm_csba.runs import (RunError, TrainState, latest_checkpoint, prepare_run_dir, provenance, resolve_config,
@@ -209,7 +209,8 @@ if args.pretrained:
                  f'{len(label_names)}. Pass --reset-classifier to load everything but the classifier, which '
                  f'timm then re-creates for {len(label_names)} classes (model.reset_classifier).')
 try:
-    model = timm.create_model(args.model, pretrained=args.pretrained, **model_kwargs)
+    model = load_pretrained(args.model, **model_kwargs) if args.pretrained else \
+        timm.create_model(args.model, **model_kwargs)
 except (RuntimeError, ValueError) as e:
     sys.exit(f'error: {e}')
 data_config = resolve_data_config(model=model)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 import timm_csba  # noqa: F401
-from timm_csba.models.csba_squeeze import PUBLISHED_TAGS, BranchClassifier, ClassSpecificHeads
+from timm_csba.models.csba_squeeze import BranchClassifier, ClassSpecificHeads
 
 ARCHS = ['csba_squeeze', 'csba_squeeze_sum', 'csba_squeeze_shared', 'csba_squeeze_gradnorm', 'csba_squeeze_heads']
 SMALL = 64  # px: enough for every stride, fast on CPU
@@ -188,13 +188,15 @@ def test_features_only_for_grayscale_cells():
     assert model.feature_info.reduction() == [2, 4, 8, 16, 16]
 
 
-def test_pretrained_tag_without_weights_raises_a_clear_error():
-    unpublished = sorted(set(timm.list_models('csba_*', pretrained=True)) - PUBLISHED_TAGS)
-    arch = unpublished[0].split('.')[0]
-    with pytest.raises(RuntimeError, match=rf"{arch}\.elpv.*pretrained_cfg_overlay=dict\(file="):
-        timm.create_model(arch, pretrained=True)
-    with pytest.raises(RuntimeError, match=rf"{unpublished[-1]}"):
-        timm.create_model(unpublished[-1], pretrained=True)
+def test_a_tag_without_weights_is_not_listed_as_pretrained_and_says_so():
+    # timm's idiom: only a cfg with a weights location (hf_hub_id) is a pretrained tag
+    tags = timm.list_models('csba_*', pretrained=True, include_tags=True)
+    unpublished = [t for t in (f'{a}.elpv' for a in timm.list_models('csba_*')) if t not in tags]
+    assert unpublished and all(not timm.models.get_pretrained_cfg(t).hf_hub_id for t in unpublished)
+    assert all(timm.models.get_pretrained_cfg(t).hf_hub_id == f'timm-csba/{t}' for t in tags)
+    for name in (unpublished[0], unpublished[-1].split('.')[0]):
+        with pytest.raises(RuntimeError, match='No pretrained weights exist for csba_squeeze_'):
+            timm.create_model(name, pretrained=True)
 
 
 def test_pretrained_from_a_local_safetensors_file(tmp_path):

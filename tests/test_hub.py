@@ -21,12 +21,13 @@ from safetensors.torch import load_file
 
 import timm_csba  # noqa: F401
 from timm_csba import evaluate
-from timm_csba.hub import HubError, export_run, main as hub_main, seed_cache, validate_staged
-from timm_csba.models.csba_squeeze import HF_HUB_ORG, PUBLISHED_TAGS
+from timm_csba.predict import PredictError, load_model as predict_load_model
+from timm_csba.hub import HubError, export_run, load_pretrained, main as hub_main, seed_cache, validate_staged
+from timm_csba.models.csba_squeeze import HF_HUB_ORG
 
 ROOT = Path(__file__).resolve().parents[1]
 HUB = ROOT / 'hub'
-PUBLISHED = sorted(PUBLISHED_TAGS)
+PUBLISHED = sorted(timm.list_pretrained('csba_*'))  # the tags with weights (an hf_hub_id)
 needs_published = pytest.mark.skipif(not PUBLISHED, reason='no published tags')
 
 
@@ -350,24 +351,20 @@ def test_corrupt_or_missing_weights_give_one_clear_error(tmp_path, monkeypatch):
     tampered = bytearray(original)
     tampered[-5] ^= 0xFF  # one weight changed: still valid safetensors, wrong checksum
     blob.write_bytes(bytes(tampered))
-    with pytest.raises(RuntimeError, match='do not match their checksum.*load again'):
-        timm.create_model(tag, pretrained=True)
+    with pytest.raises(HubError, match='do not match their checksum.*load again'):
+        load_pretrained(tag)
     blob.write_bytes(original[:len(original) // 3])
-    with pytest.raises(RuntimeError, match='do not match their checksum'):
-        timm.create_model(tag, pretrained=True)
+    with pytest.raises(HubError, match='do not match their checksum'):
+        load_pretrained(tag)
 
     # a truncated local file (no checksum to compare with) fails as unreadable safetensors
     truncated = tmp_path / 'model.safetensors'
     truncated.write_bytes(original[:len(original) // 3])
-    with pytest.raises(RuntimeError, match='not a readable safetensors file'):
-        timm.create_model(tag, pretrained=True, pretrained_cfg_overlay=dict(file=str(truncated)))
+    with pytest.raises(HubError, match='not a readable safetensors file'):
+        load_pretrained(tag, pretrained_cfg_overlay=dict(file=str(truncated)))
 
     monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_CACHE', str(tmp_path / 'empty'))
-    with pytest.raises(RuntimeError, match='not in the Hugging Face cache.*seed-cache hub/'):
-        timm.create_model(tag, pretrained=True)
-
-
-def test_tag_without_weights_says_so():
-    unpublished = sorted(set(timm.list_models('csba_*', pretrained=True)) - PUBLISHED_TAGS)
-    with pytest.raises(RuntimeError, match=f'No pretrained weights are published for .{unpublished[0]}'):
-        timm.create_model(unpublished[0], pretrained=True)
+    with pytest.raises(HubError, match='not in the Hugging Face cache.*seed-cache hub/'):
+        load_pretrained(tag)
+    with pytest.raises(PredictError, match=f'cannot load {tag}: the weights .* are not in the Hugging Face cache'):
+        predict_load_model(tag)  # how predict and evaluate load

@@ -17,18 +17,16 @@ import timm
 
 import timm_csba  # noqa: F401
 from timm_csba.hub import seed_cache
-from timm_csba.models.csba_squeeze import PUBLISHED_TAGS
 
 ARCHS = sorted(timm.list_models('csba_*'))
-TAGGED = sorted(timm.list_models('csba_*', pretrained=True))
-PUBLISHED = sorted(PUBLISHED_TAGS)
+PUBLISHED = sorted(timm.list_pretrained('csba_*'))  # the tags with weights (an hf_hub_id), staged in hub/
 HUB = Path(__file__).resolve().parents[1] / 'hub'
 
 # test function -> the names it must collect; every item must pass
 MUST_PASS = {
     'test_model_forward': ARCHS,
     'test_model_backward': ARCHS,
-    'test_model_default_cfgs': TAGGED,
+    'test_model_default_cfgs': PUBLISHED,
     'test_model_forward_torchscript': ARCHS,
     'test_model_forward_features': ARCHS,
     'test_model_forward_intermediates_features': ARCHS,
@@ -38,9 +36,8 @@ MUST_PASS = {
     'test_model_backward_fx': ARCHS,
     'test_model_forward_fx_torchscript': ARCHS,
 }
-# collected for every tag; they load weights from the Hub (here: an offline cache seeded from hub/), so they
-# pass for the published tags and are skipped for the others
-NEEDS_HUB = {'test_model_load_pretrained': TAGGED, 'test_model_features_pretrained': TAGGED}
+# they load weights from the Hub (here: an offline cache seeded from hub/)
+NEEDS_HUB = {'test_model_load_pretrained': PUBLISHED, 'test_model_features_pretrained': PUBLISHED}
 # per-model test functions whose gates leave csba_* out by design
 NOT_APPLICABLE = {
     'test_model_inference': "only timm's own hub `test_*` models",
@@ -107,8 +104,7 @@ def _table(report: dict) -> str:
         names = report['collected'].get(func, [])
         ends = [outcome for nodeid, outcome in report['outcomes'].items() if f'::{func}[' in nodeid]
         counts = {k: ends.count(k) for k in ('passed', 'skipped', 'failed')}
-        why = f'  (not applicable: {NOT_APPLICABLE[func]})' if func in NOT_APPLICABLE else \
-            '  (skipped: tags without published weights)' if func in NEEDS_HUB and counts['skipped'] else ''
+        why = f'  (not applicable: {NOT_APPLICABLE[func]})' if func in NOT_APPLICABLE else ''
         rows.append(f'{func:45s} collected {len(names):2d}  passed {counts["passed"]:2d}  '
                     f'skipped {counts["skipped"]:2d}  failed {counts["failed"]:2d}{why}')
     return '\n'.join(rows)
@@ -132,12 +128,6 @@ def test_timm_model_suite_passes_for_every_csba_model(tmp_path, pytestconfig):
 
     failed = sorted(nodeid for nodeid, outcome in report['outcomes'].items() if outcome == 'failed')
     assert not failed, f'timm suite failures: {failed}'
-    for func in MUST_PASS:
+    for func in {**MUST_PASS, **NEEDS_HUB}:
         ends = [o for nodeid, o in report['outcomes'].items() if f'::{func}[' in nodeid]
         assert ends and all(o == 'passed' for o in ends), f'{func}: {ends}'
-    for func in NEEDS_HUB:
-        for nodeid, outcome in report['outcomes'].items():
-            if f'::{func}[' in nodeid:
-                params = nodeid[nodeid.index('[') + 1:-1].split('-')
-                published = any(p in PUBLISHED_TAGS for p in params)
-                assert outcome == ('passed' if published else 'skipped'), f'{nodeid}: {outcome}'

@@ -137,7 +137,7 @@ def test_launcher_that_splits_processes_is_refused(tmp_path):
 @pytest.mark.parametrize('args, message', [
     (['--model', 'csba_sqeeze'], "unknown model 'csba_sqeeze'; did you mean csba_squeeze"),
     (['--dataset', 'elvp'], "Unknown dataset 'elvp'"),
-    (['--model', 'csba_squeeze_shared', '--pretrained'], "No pretrained weights are published for 'csba_squeeze_shared.elpv'"),
+    (['--model', 'csba_squeeze_shared', '--pretrained'], 'No pretrained weights exist for csba_squeeze_shared'),
     (['--model', 'resnet18', '--pretrained'], 'have 1000 classes, the dataset has 4. Pass --reset-classifier'),
     (['--monitor', 'auc'], "argument --monitor: invalid choice: 'auc'"),
     (['--opt', 'adamm'], "argument --opt: invalid choice: 'adamm'"),

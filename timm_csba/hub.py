@@ -5,6 +5,9 @@
     python -m timm_csba.hub push hub/csba_squeeze.elpv --repo-id timm-csba/csba_squeeze.elpv --dry-run
     python -m timm_csba.hub seed-cache hub/        # then HF_HUB_OFFLINE=1 timm.create_model(..., pretrained=True)
 
+`load_pretrained(name)` is `timm.create_model(name, pretrained=True)` as the package's CLIs load weights: the
+cached file checked against its checksum and Hub failures in one line.
+
 A staged folder is exactly what is uploaded: model.safetensors and config.json in timm's format (so
 `timm.create_model('hf-hub:ORG/NAME')` and `'local-dir:FOLDER'` load it), the model card README.md, and the
 run's record: train_args.yaml, provenance.json, test_metrics.json, seeds.json, metrics.jsonl,
@@ -25,6 +28,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import timm
 import torch
 import yaml
+from huggingface_hub import try_to_load_from_cache
+from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from timm.models._hub import save_config_for_hf
@@ -33,7 +38,8 @@ from .files import file_sha256, replace_dir
 from .model_card import CARD_METRICS, model_card
 from .models.csba_squeeze import HF_HUB_ORG
 
-__all__ = ['save_pretrained', 'export_run', 'validate_staged', 'registry_repo_id', 'push', 'seed_cache', 'HubError']
+__all__ = ['save_pretrained', 'export_run', 'validate_staged', 'registry_repo_id', 'push', 'seed_cache',
+           'load_pretrained', 'check_cached_weights', 'HubError']
 
 # files a finished train.py run must hold to be exported, and where each lands in the staged folder
 RUN_FILES = {
@@ -291,6 +297,63 @@ def push(
         raise HubError(f'cannot reach the Hub ({type(e).__name__}: {e}): check the network or HF_ENDPOINT, then '
                        f'push again; nothing was changed if no commit was printed.') from None
     return files, commit
+
+
+# ---------------------------------------------------------------------------------------------------------
+# load published weights: the cached file checked, Hub failures in one line
+
+
+def _hub_repo(name: str, **kwargs) -> Optional[str]:
+    """The Hub repo `timm.create_model(name, pretrained=True, **kwargs)` loads weights from, if any."""
+    if name.startswith('hf-hub:'):
+        return name[len('hf-hub:'):]
+    if ':' in name or not timm.is_model(name) or kwargs.get('pretrained_cfg') or kwargs.get('pretrained_cfg_overlay'):
+        return None  # local-dir:, a non-timm name, or weights the caller points at
+    return timm.models.get_pretrained_cfg(name).hf_hub_id
+
+
+def _cached_weights(repo: str) -> Optional[Path]:
+    repo_id, _, revision = repo.partition('@')  # timm's 'org/name@revision' form
+    path = try_to_load_from_cache(repo_id, 'model.safetensors', revision=revision or None)
+    return Path(path) if isinstance(path, str) else None
+
+
+def check_cached_weights(repo: str) -> bool:
+    """Raise when the cached model.safetensors of `repo` differs from what the Hub served (its blob is named by
+    its sha256: timm loads a cached file as is, changed or cut short). Returns whether a cached file was checked."""
+    path = _cached_weights(repo)
+    if path is None:
+        return False
+    blob = Path(os.path.realpath(path))
+    if len(blob.name) == 64 and file_sha256(blob) != blob.name:  # a hand-made cache has nothing to compare with
+        raise HubError(f'the cached weights of {repo} ({path}) do not match their checksum: the file was changed or '
+                       f'cut short after download. Delete {path.parents[2]} and load again.')
+    return True
+
+
+def load_pretrained(name: str, **kwargs) -> torch.nn.Module:
+    """`timm.create_model(name, pretrained=True, **kwargs)` with the cached weights checked and the ways a load
+    from the Hub fails (offline without a cached copy, no such repo, an unreadable file) as one-line HubErrors."""
+    repo = _hub_repo(name, **kwargs)
+    checked = repo is not None and check_cached_weights(repo)
+    try:
+        model = timm.create_model(name, pretrained=True, **kwargs)
+    except SafetensorError as e:
+        where = kwargs.get('pretrained_cfg_overlay', {}).get('file') or repo or name
+        raise HubError(f'the pretrained weights of {name} ({where}) are not a readable safetensors file ({e}): the '
+                       f'file is truncated or corrupt. Delete it (for a Hub download, its folder in the HF cache) '
+                       f'and load again.') from None
+    except LocalEntryNotFoundError:
+        raise HubError(f'the weights of {name} ({repo}) are not in the Hugging Face cache and the Hub cannot be '
+                       f'reached (HF_HUB_OFFLINE=1 or no network). Download them once online, or seed the cache '
+                       f'from staged folders: python -m timm_csba.hub seed-cache hub/') from None
+    except RepositoryNotFoundError:
+        raise HubError(f'the Hub has no repo {repo} (not published yet, or private without a token). From a '
+                       f'timm_csba checkout, python -m timm_csba.hub seed-cache hub/ puts the staged weights in the '
+                       f'local cache.') from None
+    if repo is not None and not checked:
+        check_cached_weights(repo)  # just downloaded
+    return model
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 
 from .data import build_transforms
+from .hub import load_pretrained
 
 __all__ = ['TTA', 'PredictError', 'load_model', 'find_images', 'load_image', 'tta_probabilities', 'predict']
 
@@ -44,7 +45,7 @@ def load_model(name: str) -> torch.nn.Module:
         raise PredictError(f'unknown model {name!r}' + (f'; did you mean {", ".join(close)}?' if close else
                                                         '; see timm.list_models(pretrained=True)'))
     try:
-        return timm.create_model(name, pretrained=True).eval()
+        return load_pretrained(name).eval()
     except (RuntimeError, ValueError, OSError) as e:
         raise PredictError(f'cannot load {name}: {e}') from None
 

@@ -27,22 +27,16 @@ Paper: "Class-Specific Branch Attention for Gradient Decoupling in Imbalanced PV
 
 Licensed under the Apache License 2.0.
 """
-import os
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
-from huggingface_hub import try_to_load_from_cache
-from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
-from safetensors import SafetensorError
 
 from timm.layers import BatchNormAct2d, ConvNormAct, SEModule, SelectAdaptivePool2d, get_device_dtype
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model, resolve_pretrained_cfg
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models import register_notrace_function
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint, checkpoint_seq
-
-from ..files import file_sha256
 
 __all__ = ['CsbaSqueeze', 'TriPathFire', 'BranchClassifier', 'ClassSpecificHeads', 'CsbaHead', 'HEAD_TYPES']
 
@@ -58,11 +52,6 @@ FIRE_STAGES = (
 )
 STEM_CHS = 64
 HEAD_TYPES = ('csba', 'sum', 'shared', 'gradnorm', 'heads')
-
-# Tags with trained weights: staged in the repo's hub/<tag>/, which is the Hub repo at the tag's hf_hub_id. A tag
-# outside this set has a config (where its weights will live) but no weights; `pretrained=True` for it raises
-# instead of failing deep inside a download.
-PUBLISHED_TAGS: frozenset = frozenset({'csba_squeeze.elpv', 'csba_squeeze_sum.elpv'})
 
 
 @register_notrace_function
@@ -469,82 +458,14 @@ class CsbaSqueeze(nn.Module):
         return x
 
 
-def _check_pretrained_available(variant: str, cfg) -> None:
-    """Raise a clear error when `pretrained=True` would download weights that are not published yet."""
-    loads_from_registry = cfg.source in (None, '', 'timm') and not (cfg.state_dict or cfg.file or cfg.url)
-    name = f'{variant}.{cfg.tag}' if cfg.tag else variant
-    if loads_from_registry and name not in PUBLISHED_TAGS:
-        raise RuntimeError(
-            f'No pretrained weights are published for {name!r} yet. Train one with train.py, or load a local '
-            f'checkpoint with timm.create_model({variant!r}, pretrained=True, '
-            f"pretrained_cfg_overlay=dict(file='path/to/model.safetensors'))."
-        )
-
-
-def _cached_weights(cfg) -> Optional[str]:
-    """The HF-cache path of the tag's model.safetensors, if `pretrained=True` loads it from the Hub."""
-    if not cfg.hf_hub_id or cfg.source not in (None, '', 'timm', 'hf-hub') or cfg.file or cfg.url:
-        return None
-    repo_id, _, revision = cfg.hf_hub_id.partition('@')  # timm's 'org/name@revision' form
-    path = try_to_load_from_cache(repo_id, 'model.safetensors', revision=revision or None)
-    return path if isinstance(path, str) else None
-
-
-def _check_cached_weights(variant: str, cfg) -> bool:
-    """Raise when the cached weights differ from what the Hub served: their blob is named by its sha256.
-
-    Returns whether a cached file was checked (False before the first download).
-    """
-    path = _cached_weights(cfg)
-    if path is None:
-        return False
-    blob = os.path.realpath(path)
-    expected = os.path.basename(blob)
-    if len(expected) != 64:  # not an LFS blob (a hand-made cache): nothing to compare with
-        return True
-    if file_sha256(blob) != expected:
-        raise RuntimeError(
-            f'The cached weights of {variant} ({path}) do not match their checksum: the file was changed or cut '
-            f'short after download. Delete {os.path.dirname(os.path.dirname(os.path.dirname(path)))} and load '
-            f'again.'
-        )
-    return True
-
-
 def _create_csba_squeeze(variant: str, pretrained: bool = False, **kwargs) -> CsbaSqueeze:
-    cfg, checked = None, False
-    if pretrained:
-        cfg = resolve_pretrained_cfg(variant, kwargs.get('pretrained_cfg'), kwargs.get('pretrained_cfg_overlay'))
-        _check_pretrained_available(variant, cfg)
-        checked = _check_cached_weights(variant, cfg)
-    try:
-        model = build_model_with_cfg(
-            CsbaSqueeze,
-            variant,
-            pretrained,
-            feature_cfg=dict(flatten_sequential=True),
-            **kwargs,
-        )
-    except SafetensorError as e:
-        where = _cached_weights(cfg) or cfg.file or cfg.hf_hub_id
-        raise RuntimeError(
-            f'The pretrained weights of {variant} ({where}) are not a readable safetensors file ({e}): the file '
-            f'is truncated or corrupt. Delete it (for a Hub download, its folder in the HF cache) and load again.'
-        ) from None
-    except LocalEntryNotFoundError:
-        raise RuntimeError(
-            f'The weights of {variant} ({cfg.hf_hub_id}) are not in the Hugging Face cache and the Hub cannot be '
-            f'reached (HF_HUB_OFFLINE=1 or no network). Download them once online, or seed the cache from '
-            f'staged folders: python -m timm_csba.hub seed-cache hub/'
-        ) from None
-    except RepositoryNotFoundError:
-        raise RuntimeError(
-            f'The Hub has no repo {cfg.hf_hub_id} (not published yet, or private without a token). From a '
-            f'timm_csba checkout, python -m timm_csba.hub seed-cache hub/ puts the staged weights in the local cache.'
-        ) from None
-    if pretrained and not checked:
-        _check_cached_weights(variant, cfg)  # just downloaded
-    return model
+    return build_model_with_cfg(
+        CsbaSqueeze,
+        variant,
+        pretrained,
+        feature_cfg=dict(flatten_sequential=True),
+        **kwargs,
+    )
 
 
 def _cfg(head_type: str = 'csba', **kwargs) -> Dict[str, Any]:
@@ -562,13 +483,16 @@ def _cfg(head_type: str = 'csba', **kwargs) -> Dict[str, Any]:
     }
 
 
-def _elpv_cfg(variant: str, head_type: str) -> Dict[str, Any]:
+def _elpv_cfg(variant: str, head_type: str, published: bool) -> Dict[str, Any]:
     # ELPV cells are grayscale 300x300; like timm's own weights these are 3-channel (gray replicated) and
     # timm folds the first conv to in_chans=1 when asked. 224 px is the training size of the published
     # weights (configs/elpv_hub.yaml). Weights trained on ELPV inherit its licence.
+    # timm's idiom for a tag without weights is a cfg without a weights location: only a tag whose weights are
+    # staged in hub/<variant>.elpv/ (the Hub repo at its hf_hub_id) gets one, so timm.list_pretrained() lists
+    # exactly the published tags and `pretrained=True` on another raises timm's "No pretrained weights exist".
     return _cfg(
         head_type=head_type,
-        hf_hub_id=f'{HF_HUB_ORG}/{variant}.elpv',
+        hf_hub_id=f'{HF_HUB_ORG}/{variant}.elpv' if published else None,
         label_names=('functional', 'possibly_defective', 'likely_defective', 'defective'),
         # the grades are the share of annotators who judged the cell defective
         label_descriptions={
@@ -581,11 +505,11 @@ def _elpv_cfg(variant: str, head_type: str) -> Dict[str, Any]:
 
 
 default_cfgs = generate_default_cfgs({
-    'csba_squeeze.elpv': _elpv_cfg('csba_squeeze', 'csba'),
-    'csba_squeeze_sum.elpv': _elpv_cfg('csba_squeeze_sum', 'sum'),
-    'csba_squeeze_shared.elpv': _elpv_cfg('csba_squeeze_shared', 'shared'),
-    'csba_squeeze_gradnorm.elpv': _elpv_cfg('csba_squeeze_gradnorm', 'gradnorm'),
-    'csba_squeeze_heads.elpv': _elpv_cfg('csba_squeeze_heads', 'heads'),
+    'csba_squeeze.elpv': _elpv_cfg('csba_squeeze', 'csba', published=True),
+    'csba_squeeze_sum.elpv': _elpv_cfg('csba_squeeze_sum', 'sum', published=True),
+    'csba_squeeze_shared.elpv': _elpv_cfg('csba_squeeze_shared', 'shared', published=False),
+    'csba_squeeze_gradnorm.elpv': _elpv_cfg('csba_squeeze_gradnorm', 'gradnorm', published=False),
+    'csba_squeeze_heads.elpv': _elpv_cfg('csba_squeeze_heads', 'heads', published=False),
 })
 
 
