@@ -379,8 +379,8 @@ def conflict_record():
     with torch.compiler.set_stance('force_eager'):  # single-class batches of any size: no recompiles
         diag = analyze(accelerator.unwrap_model(model), attach_transform(dataset['train'], eval_tf),
                        dataset['train']['label'], label_names, criterion, batch_size=args.batch_size,
-                       max_batches=args.diagnose_batches, accelerator=accelerator)['parameter_sets']['backbone']
-    return {f'gcm_{kind}_{stat}': diag['summary'][kind][stat] for kind in ('cosine', 'magnitude')
+                       max_batches=args.diagnose_batches, accelerator=accelerator).parameter_sets['backbone']
+    return {f'gcm_{kind}_{stat}': getattr(diag.summary[kind], stat) for kind in ('cosine', 'magnitude')
             for stat in ('mean_off_diagonal', 'mean_most_negative_pairs')}
 
 

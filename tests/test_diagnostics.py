@@ -15,7 +15,8 @@ import yaml
 import timm_csba  # noqa: F401
 from timm_csba.data import build_dataset, class_counts
 from timm_csba.diagnose import main as diagnose_main
-from timm_csba.diagnostics import analyze, conflict_matrices, conflict_summary, select_parameters, to_jsonable
+from timm_csba.diagnostics import (Diagnostics, LossGap, ParameterSetConflict, RunDiagnostics, analyze,
+                                   conflict_matrices, conflict_summary, select_parameters, to_jsonable)
 from timm_csba.hub import save_pretrained
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +48,7 @@ def _samples(labels, x=(1.0, 2.0)):
 def test_opposite_and_identical_class_gradients():
     labels = [0, 0, 1, 1, 2, 2]
     out = analyze(OneDirection(), _samples(labels), labels, ['a', 'b', 'c'], params='all', batch_size=2)
-    cos = out['parameter_sets']['all']['cosine']
+    cos = out.parameter_sets['all'].cosine
     torch.testing.assert_close(cos, torch.tensor([[1., -1, -1], [-1, 1, 1], [-1, 1, 1]], dtype=torch.float64))
     torch.testing.assert_close(cos, cos.T)
 
@@ -57,31 +58,31 @@ def test_magnitude_measure_sees_a_scaled_loss_and_cosine_does_not():
     plain = analyze(OneDirection(), _samples(labels), labels, ['a', 'b', 'c'], params='all')
     scaled = analyze(OneDirection(), _samples(labels), labels, ['a', 'b', 'c'], params='all',
                      criterion=nn.CrossEntropyLoss(weight=torch.tensor([1.0, 10.0, 1.0])))
-    p, s = plain['parameter_sets']['all'], scaled['parameter_sets']['all']
-    torch.testing.assert_close(p['cosine'], s['cosine'])
-    assert p['magnitude'][1, 2] == pytest.approx(1.0)
-    assert s['magnitude'][1, 2] == pytest.approx(2 * 10 / (1 + 100))
-    assert s['projection'][1, 2] == pytest.approx(10.0) and s['projection'][2, 1] == pytest.approx(0.1)
-    assert s['grad_norms'][1] == pytest.approx(10 * p['grad_norms'][1].item())
+    p, s = plain.parameter_sets['all'], scaled.parameter_sets['all']
+    torch.testing.assert_close(p.cosine, s.cosine)
+    assert p.magnitude[1, 2] == pytest.approx(1.0)
+    assert s.magnitude[1, 2] == pytest.approx(2 * 10 / (1 + 100))
+    assert s.projection[1, 2] == pytest.approx(10.0) and s.projection[2, 1] == pytest.approx(0.1)
+    assert s.grad_norms[1] == pytest.approx(10 * p.grad_norms[1].item())
 
 
 def test_absent_class_is_a_nan_row_not_zero():
     labels = [0, 0, 1, 1]
     out = analyze(OneDirection(), _samples(labels), labels, ['a', 'b', 'c'], params='all')
-    cos = out['parameter_sets']['all']['cosine']
-    assert out['absent_classes'] == ['c'] and out['samples_per_class'] == [2, 2, 0]
+    cos = out.parameter_sets['all'].cosine
+    assert out.absent_classes == ['c'] and out.samples_per_class == [2, 2, 0]
     assert torch.isnan(cos[2]).all() and torch.isnan(cos[:, 2]).all()
     assert to_jsonable(cos)[2] == [None, None, None]
-    assert out['parameter_sets']['all']['summary']['cosine']['mean_off_diagonal'] == pytest.approx(-1.0)
+    assert out.parameter_sets['all'].summary['cosine'].mean_off_diagonal == pytest.approx(-1.0)
 
 
 def test_summary_averages_the_most_negative_majority_minority_pairs():
     matrix = torch.tensor([[1.0, -0.5, -0.2], [-0.5, 1.0, 0.3], [-0.2, 0.3, 1.0]])
     summary = conflict_summary(matrix, counts=[100, 10, 5], k=1)
     # median count 10: classes 0 and 1 are the majority, class 2 the minority; (0, 1) is not a mixed pair
-    assert summary['most_negative_pairs'] == [{'majority': 0, 'minority': 2, 'value': pytest.approx(-0.2)}]
-    assert summary['mean_most_negative_pairs'] == pytest.approx(-0.2)
-    assert summary['mean_off_diagonal'] == pytest.approx((-0.5 - 0.2 + 0.3) * 2 / 6)
+    assert summary.most_negative_pairs == [{'majority': 0, 'minority': 2, 'value': pytest.approx(-0.2)}]
+    assert summary.mean_most_negative_pairs == pytest.approx(-0.2)
+    assert summary.mean_off_diagonal == pytest.approx((-0.5 - 0.2 + 0.3) * 2 / 6)
 
 
 def _random_split(n=24, classes=4, size=32, seed=0):
@@ -97,16 +98,16 @@ def test_batch_size_does_not_change_the_matrices():
     one = analyze(model, data, labels, ELPV_NAMES, batch_size=1)
     many = analyze(model, data, labels, ELPV_NAMES, batch_size=64)
     for key in ('cosine', 'magnitude', 'projection', 'grad_norms'):
-        torch.testing.assert_close(one['parameter_sets']['backbone'][key], many['parameter_sets']['backbone'][key],
+        torch.testing.assert_close(getattr(one.parameter_sets['backbone'], key), getattr(many.parameter_sets['backbone'], key),
                                    rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(one['class_mean_angles_deg'], many['class_mean_angles_deg'], rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(one.class_mean_angles_deg, many.class_mean_angles_deg, rtol=1e-4, atol=1e-3)
 
 
 def test_baseline_branches_share_gradient_uniformly_at_init():
     torch.manual_seed(0)
     model = timm.create_model('csba_squeeze_sum', num_classes=4, in_chans=1)
     data, labels = _random_split()
-    shares = analyze(model, data, labels, ELPV_NAMES)['branches']['grad_shares']
+    shares = analyze(model, data, labels, ELPV_NAMES).branches.grad_shares
     torch.testing.assert_close(shares, torch.full((3, 4), 1 / 3, dtype=torch.float64))
 
 
@@ -115,11 +116,11 @@ def test_csba_attention_overlap_and_layerwise_sets():
     model = timm.create_model('csba_squeeze', num_classes=4, in_chans=1)
     data, labels = _random_split()
     out = analyze(model, data, labels, ELPV_NAMES, params='layerwise')
-    assert list(out['parameter_sets']) == ['stem', 'stages.0', 'stages.1', 'stages.2', 'stages.3', 'head']
-    jaccard = out['attention']['jaccard']
+    assert list(out.parameter_sets) == ['stem', 'stages.0', 'stages.1', 'stages.2', 'stages.3', 'head']
+    jaccard = out.attention.jaccard
     assert jaccard.shape == (4, 3, 3) and torch.allclose(torch.diagonal(jaccard, dim1=1, dim2=2), torch.ones(4, 3))
     assert (jaccard[:, 0, 1] < 1).all()  # independently initialised gates pick different channels
-    assert out['class_mean_angles_deg'].shape == (4, 4)
+    assert out.class_mean_angles_deg.shape == (4, 4)
 
 
 def test_regex_matching_nothing_is_a_clear_error():
@@ -181,11 +182,11 @@ def test_any_timm_model_works_without_branch_analysis():
     model = timm.create_model('resnet18', num_classes=4, in_chans=1)
     data, labels = _random_split()
     out = analyze(model, data, labels, ELPV_NAMES, params='layerwise')
-    assert 'branches' not in out and 'attention' not in out
-    assert {'conv1', 'layer1', 'layer4', 'fc'} <= set(out['parameter_sets'])
-    backbone = analyze(model, data, labels, ELPV_NAMES)['parameter_sets']['backbone']
-    assert backbone['num_params'] == sum(p.numel() for n, p in model.named_parameters() if not n.startswith('fc.'))
-    assert torch.allclose(torch.diagonal(backbone['cosine']), torch.ones(4, dtype=torch.float64))
+    assert out.branches is None and out.attention is None
+    assert {'conv1', 'layer1', 'layer4', 'fc'} <= set(out.parameter_sets)
+    backbone = analyze(model, data, labels, ELPV_NAMES).parameter_sets['backbone']
+    assert backbone.num_params == sum(p.numel() for n, p in model.named_parameters() if not n.startswith('fc.'))
+    assert torch.allclose(torch.diagonal(backbone.cosine), torch.ones(4, dtype=torch.float64))
 
 
 def test_cli_rebuilds_the_runs_own_split(model_dir, tmp_path):
@@ -218,3 +219,33 @@ def test_cli_undecodable_image_in_a_worker_is_one_line(tmp_path):
                        str(tmp_path / 'o')])
     message = str(exit_info.value)
     assert 'Cannot decode image' in message and 'Remove or replace' in message and '\n' not in message
+
+
+def test_run_diagnostics_read_back_from_a_staged_diagnostics_json_unchanged():
+    """The typed result reads the diagnostics.json files already published and writes them back key for key."""
+    path = ROOT / 'hub' / 'csba_squeeze.elpv' / 'diagnostics' / 'diagnostics.json'
+    if not path.exists():
+        pytest.skip('no staged diagnostics')
+    data = json.loads(path.read_text())
+    run = RunDiagnostics.from_json(data)
+    assert isinstance(run.diagnostics.parameter_sets['backbone'].cosine, torch.Tensor)
+    assert run.losses.train_loss == data['losses']['train_loss'] and run.compare_dir == data['compare']['model_dir']
+    written = run.to_json()
+    assert {k: v for k, v in written.items() if v is not None} == data
+
+
+def test_conflict_vs_f1_and_loss_gaps_by_hand():
+    cosine = torch.tensor([[1.0, -0.2, 0.4], [-0.2, 1.0, 0.0], [0.4, 0.0, 1.0]], dtype=torch.float64)
+    stats = ParameterSetConflict.of(torch.eye(3, dtype=torch.float64), torch.tensor([5.0, 3.0, 1.0]), k=1)
+    stats.cosine = cosine
+    assert stats.row_mean_cosine() == pytest.approx([0.1, -0.1, 0.2])
+    diag = Diagnostics(class_names=['a', 'b', 'c'], samples_per_class=[5, 3, 1], absent_classes=[],
+                       parameter_sets={'backbone': stats}, class_mean_angles_deg=torch.zeros(3, 3))
+    corr = diag.conflict_vs_f1([0.5, 0.1, 0.9])['backbone']  # ranks of conflict 2,1,3 and of F1 2,1,3
+    assert corr.rho == pytest.approx(1.0) and corr.n == 3 and corr.test_f1 == [0.5, 0.1, 0.9]
+
+    history = [{'epoch': 1, 'train_loss': 1.2, 'val_loss': 1.0}, {'epoch': 2, 'train_loss': 0.9, 'val_loss': 1.1}]
+    model, baseline = LossGap.at_epoch(history, 2), LossGap.at_epoch(history, 1)
+    assert model.generalization_gap == pytest.approx(0.2)
+    assert RunDiagnostics.optimization_gain(baseline, model) == pytest.approx(0.3)
+    assert RunDiagnostics.optimization_gain(None, model) is None

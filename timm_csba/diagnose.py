@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Dict, Optional
 
 import timm
 import torch
@@ -22,9 +22,7 @@ import yaml
 
 from .data import (DATASET_ARGUMENTS, SPLITS, DatasetError, add_dataset_arguments, attach_transform,
                    build_dataset_from_args, build_transforms, class_counts, error_line)
-from .diagnostics import (
-    analyze, plot_comparison, plot_matrix, spearman, to_jsonable,
-)
+from .diagnostics import Diagnostics, LossGap, RunDiagnostics, analyze, plot_comparison, plot_matrix
 from .files import atomic_path, file_sha256, write_json
 from .losses import create_loss_from_config
 
@@ -59,19 +57,17 @@ def _criterion(run: Optional[Path], counts):
     return criterion
 
 
-def _run_losses(run: Optional[Path]) -> Optional[Dict[str, float]]:
-    """Train/val loss and their gap at the best epoch of a run (paper Eq. 54), from metrics.jsonl."""
+def _run_losses(run: Optional[Path]) -> Optional[LossGap]:
+    """The losses at a run's selected epoch (its last when it has no test metrics yet), from metrics.jsonl."""
     if run is None or not (run / 'metrics.jsonl').exists():
         return None
     history = [json.loads(line) for line in (run / 'metrics.jsonl').read_text().splitlines()]
     best = json.loads((run / 'test_metrics.json').read_text())['best_epoch'] if (run / 'test_metrics.json').exists() \
         else history[-1]['epoch']
-    record = next(r for r in history if r['epoch'] == best)
-    return {'epoch': best, 'train_loss': record['train_loss'], 'val_loss': record['val_loss'],
-            'generalization_gap': record['val_loss'] - record['train_loss']}
+    return LossGap.at_epoch(history, best)
 
 
-def diagnose_one(model: torch.nn.Module, args, dataset, accelerator) -> Dict[str, Any]:
+def diagnose_one(model: torch.nn.Module, args, dataset, accelerator) -> Diagnostics:
     split = dataset[args.split]
     names = split.features['label'].names
     transform = build_transforms(model, is_training=False)
@@ -134,52 +130,44 @@ def main(argv=None) -> None:
         write_outputs(args, results, names)
 
 
-def write_outputs(args, results: Dict[str, Dict[str, Any]], names) -> None:
+def write_outputs(args, results: Dict[str, Diagnostics], names) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    model_dir = Path(args.model_dir)
-    report: Dict[str, Any] = {
-        'model_dir': str(model_dir), 'checkpoint_sha256': file_sha256(model_dir / 'model.safetensors'),
-        'architecture': json.loads((model_dir / 'config.json').read_text()).get('architecture'),
-        'dataset': args.dataset, 'split': args.split, 'params': args.params,
-        **results['model'],
-    }
+    model_dir, diagnostics = Path(args.model_dir), results['model']
     run = _run_dir(model_dir)
-    if run is not None and (run / 'test_metrics.json').exists():
-        f1 = [json.loads((run / 'test_metrics.json').read_text())['per_class'][n]['f1'] for n in names]
-        report['conflict_vs_f1'] = {}
-        for set_name, stats in results['model']['parameter_sets'].items():
-            cosine = stats['cosine'].clone()
-            cosine.fill_diagonal_(float('nan'))
-            row_conflict = cosine.nanmean(1).tolist()  # a class's mean cosine with the others
-            report['conflict_vs_f1'][set_name] = {'row_mean_cosine': row_conflict, 'test_f1': f1,
-                                                  **spearman(row_conflict, f1)}
-    report['losses'] = _run_losses(run)
+    test_metrics = run / 'test_metrics.json' if run is not None else None
+    losses = _run_losses(run)
+    report = RunDiagnostics(
+        model_dir=str(model_dir), checkpoint_sha256=file_sha256(model_dir / 'model.safetensors'),
+        architecture=json.loads((model_dir / 'config.json').read_text()).get('architecture'),
+        dataset=args.dataset, split=args.split, params=args.params, diagnostics=diagnostics, losses=losses,
+        conflict_vs_f1=diagnostics.conflict_vs_f1(
+            [json.loads(test_metrics.read_text())['per_class'][n]['f1'] for n in names])
+        if test_metrics is not None and test_metrics.exists() else None,
+    )
     if 'compare' in results:
-        other = results['compare']
-        report['compare'] = {'model_dir': args.compare, **other}
-        other_losses = _run_losses(_run_dir(Path(args.compare))) if args.compare != 'init' else None
-        if report['losses'] and other_losses:
-            # paper Eq. 55: how much lower this model's training loss is than the baseline's
-            report['optimization_improvement'] = other_losses['train_loss'] - report['losses']['train_loss']
-    write_json(out / 'diagnostics.json', to_jsonable(report))
+        report.compare_dir, report.compare = args.compare, results['compare']
+        if args.compare != 'init':
+            report.optimization_improvement = RunDiagnostics.optimization_gain(
+                _run_losses(_run_dir(Path(args.compare))), losses)
+    write_json(out / 'diagnostics.json', report.to_json())
 
-    title = f'{report["architecture"]} on {args.dataset}/{args.split}'
-    for set_name, stats in results['model']['parameter_sets'].items():
+    title = f'{report.architecture} on {args.dataset}/{args.split}'
+    for set_name, stats in diagnostics.parameter_sets.items():
         slug = set_name.replace('.', '_') if set_name.replace('.', '_').isidentifier() else 'regex'
         for kind in ('cosine', 'magnitude'):
             with atomic_path(out / f'gcm_{kind}_{slug}.png') as png:
-                plot_matrix(stats[kind], names, png, f'{kind} gradient conflict ({set_name}): {title}')
-        if 'compare' in results and set_name in results['compare']['parameter_sets']:
+                plot_matrix(getattr(stats, kind), names, png, f'{kind} gradient conflict ({set_name}): {title}')
+        if report.compare is not None and set_name in report.compare.parameter_sets:
             with atomic_path(out / f'gcm_compare_{slug}.png') as png:
-                plot_comparison(results['compare']['parameter_sets'][set_name]['cosine'], stats['cosine'], names,
+                plot_comparison(report.compare.parameter_sets[set_name].cosine, stats.cosine, names,
                                 png, ('initialisation' if args.compare == 'init' else 'compare', 'model'),
                                 f'cosine gradient conflict ({set_name}): {title}')
     with atomic_path(out / 'class_mean_angles.png') as png:
-        plot_matrix(results['model']['class_mean_angles_deg'] / 90.0, names, png,
+        plot_matrix(diagnostics.class_mean_angles_deg / 90.0, names, png,
                     f'class-mean feature angles / 90 deg: {title}')
-    print(json.dumps({name: stats['summary']['cosine']['mean_off_diagonal']
-                      for name, stats in results['model']['parameter_sets'].items()}))
+    print(json.dumps({name: stats.summary['cosine'].mean_off_diagonal
+                      for name, stats in diagnostics.parameter_sets.items()}))
     print(f'wrote {out / "diagnostics.json"}')
 
 

@@ -16,6 +16,8 @@ A class absent from the split has NaN in its row and column (listed in `absent_c
 import itertools
 import math
 import re
+import typing
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -27,7 +29,8 @@ __all__ = [
     'select_parameters', 'class_batches', 'per_class_gradients', 'conflict_matrices', 'conflict_summary',
     'branch_gradient_shares', 'attention_overlap', 'class_mean_features', 'angle_matrix', 'spearman',
     'plot_matrix', 'plot_comparison', 'analyze', 'to_jsonable', 'branch_parameter_sets',
-    'attention_gates',
+    'attention_gates', 'ConflictSummary', 'ParameterSetConflict', 'BranchGradients', 'AttentionOverlap',
+    'F1Correlation', 'LossGap', 'Diagnostics', 'RunDiagnostics',
 ]
 
 
@@ -165,7 +168,17 @@ def conflict_matrices(grads: torch.Tensor) -> Dict[str, torch.Tensor]:
     }
 
 
-def conflict_summary(matrix: torch.Tensor, counts: Sequence[float], k: int = 6) -> Dict[str, Any]:
+@dataclass
+class ConflictSummary:
+    """Off-diagonal statistics of one conflict matrix, and its k most negative majority-minority pairs."""
+    mean_off_diagonal: float
+    std_off_diagonal: float
+    k: int
+    most_negative_pairs: List[Dict[str, Any]]  # {'majority': i, 'minority': j, 'value': v}, most negative first
+    mean_most_negative_pairs: float
+
+
+def conflict_summary(matrix: torch.Tensor, counts: Sequence[float], k: int = 6) -> ConflictSummary:
     """Mean and std of the off-diagonal entries, and the mean of the k most negative majority-minority pairs
     (majority: classes with at least the median count; paper Table 4)."""
     matrix = np.asarray(matrix, dtype=np.float64)
@@ -176,13 +189,13 @@ def conflict_summary(matrix: torch.Tensor, counts: Sequence[float], k: int = 6) 
     majority = [i for i in present if counts[i] >= median]
     minority = [i for i in present if counts[i] < median]
     pairs = sorted(((matrix[i, j], int(i), int(j)) for i in majority for j in minority), key=lambda t: t[0])[:k]
-    return {
-        'mean_off_diagonal': float(off.mean()) if off.size else math.nan,
-        'std_off_diagonal': float(off.std()) if off.size else math.nan,
-        'k': k,
-        'most_negative_pairs': [{'majority': i, 'minority': j, 'value': float(v)} for v, i, j in pairs],
-        'mean_most_negative_pairs': float(np.mean([v for v, _, _ in pairs])) if pairs else math.nan,
-    }
+    return ConflictSummary(
+        mean_off_diagonal=float(off.mean()) if off.size else math.nan,
+        std_off_diagonal=float(off.std()) if off.size else math.nan,
+        k=k,
+        most_negative_pairs=[{'majority': i, 'minority': j, 'value': float(v)} for v, i, j in pairs],
+        mean_most_negative_pairs=float(np.mean([v for v, _, _ in pairs])) if pairs else math.nan,
+    )
 
 
 # ------------------------------------------------------------------------------------------------ branches
@@ -212,7 +225,17 @@ def attention_gates(model: nn.Module) -> List[nn.Module]:
     return gates or ([head.attn.gate] if hasattr(head.attn, 'gate') else [])
 
 
-def attention_overlap(attention: torch.Tensor, top_k: int = 96) -> Dict[str, Any]:
+@dataclass
+class AttentionOverlap:
+    """Per class, how alike the branches' attention is: Jaccard overlap of their top-k channels and cosine of
+    their class-mean attention vectors ([C, B, B] each)."""
+    num_gates: int
+    top_k: int
+    jaccard: torch.Tensor
+    cosine: torch.Tensor
+
+
+def attention_overlap(attention: torch.Tensor, top_k: int = 96) -> AttentionOverlap:
     """For [B, C, D] class-mean attention vectors: per class, the pairwise Jaccard overlap of the branches'
     top-k channels and the cosine of their attention vectors ([C, B, B] each)."""
     branches, classes, _ = attention.shape
@@ -228,7 +251,7 @@ def attention_overlap(attention: torch.Tensor, top_k: int = 96) -> Dict[str, Any
                 jaccard[c, a, b] = len(sets[a] & sets[b]) / len(sets[a] | sets[b])
         unit = attention[:, c] / attention[:, c].norm(dim=-1, keepdim=True)
         cosine[c] = unit @ unit.T
-    return {'top_k': top_k, 'jaccard': jaccard, 'cosine': cosine}
+    return AttentionOverlap(num_gates=branches, top_k=top_k, jaccard=jaccard, cosine=cosine)
 
 
 # ------------------------------------------------------------------------------------------------ geometry
@@ -305,13 +328,166 @@ def plot_comparison(before, after, names: Sequence[str], path: Path, labels: Seq
 # ------------------------------------------------------------------------------------------------ everything
 
 
-def _matrices_for(grads: torch.Tensor, counts: torch.Tensor, k: int) -> Dict[str, Any]:
-    mats = conflict_matrices(grads)
-    return {
-        'cosine': mats['cosine'], 'projection': mats['projection'], 'magnitude': mats['magnitude'],
-        'grad_norms': mats['norms'],
-        'summary': {name: conflict_summary(mats[name], counts, k) for name in ('cosine', 'magnitude')},
-    }
+@dataclass
+class ParameterSetConflict:
+    """The conflict matrices [C, C] of one parameter set, its per-class gradient norms [C] and the summaries of
+    the cosine and magnitude-aware matrices."""
+    num_params: int
+    cosine: torch.Tensor
+    projection: torch.Tensor
+    magnitude: torch.Tensor
+    grad_norms: torch.Tensor
+    summary: Dict[str, ConflictSummary]  # 'cosine', 'magnitude'
+
+    @classmethod
+    def of(cls, grads: torch.Tensor, counts: torch.Tensor, k: int) -> 'ParameterSetConflict':
+        mats = conflict_matrices(grads)
+        return cls(num_params=grads.shape[1], cosine=mats['cosine'], projection=mats['projection'],
+                   magnitude=mats['magnitude'], grad_norms=mats['norms'],
+                   summary={kind: conflict_summary(mats[kind], counts, k) for kind in ('cosine', 'magnitude')})
+
+    def row_mean_cosine(self) -> List[float]:
+        """Each class's mean cosine with the other classes (the diagonal left out)."""
+        cosine = self.cosine.clone()
+        cosine.fill_diagonal_(float('nan'))
+        return cosine.nanmean(1).tolist()
+
+
+@dataclass
+class BranchGradients:
+    """[B, C] per-branch per-class gradient norms of a multi-branch head, each class's shares over the branches,
+    and the branch with the largest share per class."""
+    grad_norms: torch.Tensor
+    grad_shares: torch.Tensor
+    dominant_branch: List[int]
+
+
+@dataclass
+class F1Correlation:
+    """Does a class's gradient conflict predict its F1? Spearman over the classes of one run."""
+    row_mean_cosine: List[float]
+    test_f1: List[float]
+    rho: float
+    p_value: float
+    n: int
+
+
+@dataclass
+class LossGap:
+    """Train and validation loss at a run's selected epoch; their difference is the generalisation gap
+    (paper Eq. 54)."""
+    epoch: int
+    train_loss: float
+    val_loss: float
+    generalization_gap: float
+
+    @classmethod
+    def at_epoch(cls, history: Sequence[Dict[str, Any]], epoch: int) -> 'LossGap':
+        record = next(r for r in history if r['epoch'] == epoch)
+        return cls(epoch=epoch, train_loss=record['train_loss'], val_loss=record['val_loss'],
+                   generalization_gap=record['val_loss'] - record['train_loss'])
+
+
+@dataclass
+class Diagnostics:
+    """Everything `analyze` measures on one model and split."""
+    class_names: List[str]
+    samples_per_class: List[int]
+    absent_classes: List[str]
+    parameter_sets: Dict[str, ParameterSetConflict]
+    class_mean_angles_deg: torch.Tensor
+    branches: Optional[BranchGradients] = None  # csba_* multi-branch heads only
+    attention: Optional[AttentionOverlap] = None  # heads with attention gates only
+
+    def conflict_vs_f1(self, f1: Sequence[float]) -> Dict[str, F1Correlation]:
+        """Per parameter set: Spearman between each class's mean cosine with the others and its F1."""
+        out = {}
+        for name, stats in self.parameter_sets.items():
+            row = stats.row_mean_cosine()
+            out[name] = F1Correlation(row_mean_cosine=row, test_f1=list(f1), **spearman(row, f1))
+        return out
+
+    def to_json(self) -> Dict[str, Any]:
+        return to_jsonable(self)
+
+    @classmethod
+    def from_json(cls, data: Dict[str, Any]) -> 'Diagnostics':
+        return _from_json(cls, data)
+
+
+@dataclass
+class RunDiagnostics:
+    """What `python -m timm_csba.diagnose` reports on one model folder: the model's diagnostics and, where the
+    folder is a train.py run's best/, what the run adds (per-class F1 correlation, loss gap); with --compare, the
+    other model's diagnostics and, for two runs, how much lower this one's training loss is (paper Eq. 55)."""
+    model_dir: str
+    checkpoint_sha256: str
+    architecture: Optional[str]
+    dataset: str
+    split: str
+    params: str
+    diagnostics: Diagnostics
+    conflict_vs_f1: Optional[Dict[str, F1Correlation]] = None
+    losses: Optional[LossGap] = None
+    compare_dir: Optional[str] = None
+    compare: Optional[Diagnostics] = None
+    optimization_improvement: Optional[float] = None
+
+    @staticmethod
+    def optimization_gain(baseline: Optional[LossGap], model: Optional[LossGap]) -> Optional[float]:
+        """The baseline's training loss minus the model's, at their selected epochs (None unless both known)."""
+        return baseline.train_loss - model.train_loss if baseline and model else None
+
+    def to_json(self) -> Dict[str, Any]:
+        """diagnostics.json: the run's fields with the model's diagnostics at the top level, `compare` holding
+        the other model's with its folder."""
+        out = {f.name: to_jsonable(getattr(self, f.name)) for f in fields(self)
+               if f.name not in ('diagnostics', 'compare', 'compare_dir')}
+        out.update(self.diagnostics.to_json())
+        if self.compare is not None:
+            out['compare'] = {'model_dir': self.compare_dir, **self.compare.to_json()}
+        return out
+
+    @classmethod
+    def from_json(cls, data: Dict[str, Any]) -> 'RunDiagnostics':
+        data = dict(data)
+        compare = data.pop('compare', None)
+        own = {f.name for f in fields(cls)}
+        diagnostics = Diagnostics.from_json({k: v for k, v in data.items() if k not in own})
+        run = _from_json(cls, {k: v for k, v in data.items() if k in own and k != 'diagnostics'},
+                         diagnostics=diagnostics)
+        if compare is not None:
+            compare = dict(compare)
+            run.compare_dir, run.compare = compare.pop('model_dir', None), Diagnostics.from_json(compare)
+        return run
+
+
+def _from_json(cls, data: Dict[str, Any], **given) -> Any:
+    """A dataclass from its to_json form: nested dataclasses rebuilt, tensors from lists (null -> NaN)."""
+    hints = typing.get_type_hints(cls)
+    values = dict(given)
+    for f in fields(cls):
+        if f.name in given or f.name not in data:
+            continue
+        values[f.name] = _value_from_json(hints[f.name], data[f.name])
+    return cls(**values)
+
+
+def _value_from_json(hint: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union:  # Optional[X]
+        return _value_from_json(next(a for a in args if a is not type(None)), value)
+    if hint is torch.Tensor:
+        return torch.tensor(np.array(value, dtype=np.float64))
+    if is_dataclass(hint):
+        return _from_json(hint, value)
+    if origin is dict:
+        return {k: _value_from_json(args[1], v) for k, v in value.items()}
+    if hint is float:
+        return float(value)
+    return value
 
 
 def analyze(
@@ -328,7 +504,7 @@ def analyze(
         attention_top_k: int = 96,
         accelerator: Any = None,
         progress: Optional[Callable] = None,
-) -> Dict[str, Any]:
+) -> Diagnostics:
     """One pass over the split: per-class gradients of every parameter, then the conflict matrices of the chosen
     parameter set(s), branch gradient shares and attention overlap (csba_* heads), class-mean feature angles."""
     num_classes = len(class_names)
@@ -363,27 +539,27 @@ def analyze(
     def columns(names):
         return grads[:, torch.cat([torch.arange(offsets[n], offsets[n] + sizes[n]) for n in names])]
 
-    out: Dict[str, Any] = {
-        'class_names': list(class_names),
-        'samples_per_class': counts.long().tolist(),
-        'absent_classes': [class_names[c] for c in range(num_classes) if counts[c] == 0],
-        'parameter_sets': {name: {'num_params': int(sum(sizes[n] for n in names)),
-                                  **_matrices_for(columns(names), counts, top_k)} for name, names in sets.items()},
-    }
+    out = Diagnostics(
+        class_names=list(class_names),
+        samples_per_class=counts.long().tolist(),
+        absent_classes=[class_names[c] for c in range(num_classes) if counts[c] == 0],
+        parameter_sets={name: ParameterSetConflict.of(columns(names), counts, top_k) for name, names in sets.items()},
+        class_mean_angles_deg=angle_matrix(class_mean_features(feature_sums.cpu(), counts)),
+    )
     if branches:
         norms = torch.stack([columns(names).norm(dim=1) for names in branches.values()])
-        out['branches'] = {'grad_norms': norms, 'grad_shares': branch_gradient_shares(norms),
-                           'dominant_branch': branch_gradient_shares(norms).argmax(0).tolist()}
+        shares = branch_gradient_shares(norms)
+        out.branches = BranchGradients(grad_norms=norms, grad_shares=shares, dominant_branch=shares.argmax(0).tolist())
     if gates:
         attention = (attn_sums / counts.to(attn_sums)[None, :, None]).float().cpu()
-        out['attention'] = {'num_gates': len(gates), **attention_overlap(attention, attention_top_k)}
-    means = class_mean_features(feature_sums.cpu(), counts)
-    out['class_mean_angles_deg'] = angle_matrix(means)
+        out.attention = attention_overlap(attention, attention_top_k)
     return out
 
 
 def to_jsonable(obj: Any) -> Any:
-    """Tensors and arrays to (nested) lists, NaN to None, recursively."""
+    """Dataclasses to dicts, tensors and arrays to (nested) lists, NaN to None, recursively."""
+    if is_dataclass(obj):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in fields(obj)}
     if isinstance(obj, (torch.Tensor, np.ndarray)):
         return to_jsonable(obj.tolist())
     if isinstance(obj, dict):

@@ -13,6 +13,8 @@ from typing import Any, Dict, Optional
 import timm
 import yaml
 
+from .diagnostics import RunDiagnostics
+
 __all__ = ['CARD_METRICS', 'model_card']
 
 TEMPLATE = Path(__file__).with_name('model_card_template.md')
@@ -113,7 +115,7 @@ def model_card(folder: os.PathLike, repo_name: str) -> str:
     seeds = json.loads((folder / 'seeds.json').read_text())
     prov = json.loads((folder / 'provenance.json').read_text())
     args = yaml.safe_load((folder / 'train_args.yaml').read_text())
-    diag = json.loads((folder / 'diagnostics' / 'diagnostics.json').read_text())
+    diag = RunDiagnostics.from_json(json.loads((folder / 'diagnostics' / 'diagnostics.json').read_text()))
     history = [json.loads(line) for line in (folder / 'metrics.jsonl').read_text().splitlines()]
     arch, names, cfg = config['architecture'], config['label_names'], config['pretrained_cfg']
     summary, n = seeds['summary'], seeds['num_seeds']
@@ -123,14 +125,13 @@ def model_card(folder: os.PathLike, repo_name: str) -> str:
         return _fmt(s['mean']) + ('' if s['std'] is None else f' ± {s["std"]:.3f}')
 
     per_class = test['per_class']
-    backbone = diag['parameter_sets']['backbone']['summary']['cosine']
-    init = diag.get('compare', {}).get('parameter_sets', {}).get('backbone', {}).get('summary', {}).get('cosine')
-    conflict = (f'Mean off-diagonal cosine {_fmt(backbone["mean_off_diagonal"])} (std '
-                f'{_fmt(backbone["std_off_diagonal"])}); mean of the {backbone["k"]} most negative majority–minority '
-                f'pairs {_fmt(backbone["mean_most_negative_pairs"])}')
-    if init is not None:
-        conflict += (f'; at initialisation {_fmt(init["mean_off_diagonal"])} and '
-                     f'{_fmt(init["mean_most_negative_pairs"])}')
+    backbone = diag.diagnostics.parameter_sets['backbone'].summary['cosine']
+    conflict = (f'Mean off-diagonal cosine {_fmt(backbone.mean_off_diagonal)} (std '
+                f'{_fmt(backbone.std_off_diagonal)}); mean of the {backbone.k} most negative majority–minority '
+                f'pairs {_fmt(backbone.mean_most_negative_pairs)}')
+    if diag.compare is not None and 'backbone' in diag.compare.parameter_sets:
+        init = diag.compare.parameter_sets['backbone'].summary['cosine']
+        conflict += f'; at initialisation {_fmt(init.mean_off_diagonal)} and {_fmt(init.mean_most_negative_pairs)}'
     val_pct, test_pct = round(100 * args['val_fraction']), round(100 * args['test_fraction'])
     in_chans, height, width = cfg['input_size']
     from .hub import registry_repo_id  # here, not at the top: hub imports this module
