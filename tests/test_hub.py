@@ -6,8 +6,6 @@ huggingface_hub is put in offline mode (HF_HUB_OFFLINE), exactly as a user witho
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from unittest import mock
 
@@ -31,25 +29,9 @@ PUBLISHED = sorted(timm.list_pretrained('csba_*'))  # the tags with weights (an 
 needs_published = pytest.mark.skipif(not PUBLISHED, reason='no published tags')
 
 
-def _run(*args, check=True):
-    result = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT)
-    if check and result.returncode != 0:
-        raise AssertionError(result.stderr[-3000:])
-    return result
-
-
-def _smoke_run(run: Path, seed: int) -> Path:
-    _run(str(ROOT / 'train.py'), '--config', str(ROOT / 'configs' / 'smoke.yaml'), '--output-dir', str(run),
-         '--epochs', '2', '--seed', str(seed))
-    _run('-m', 'timm_csba.diagnose', '--model-dir', str(run / 'best'), '--compare', 'init', '--max-batches', '2',
-         '--batch-size', '8', '--num-workers', '0', '--out', str(run / 'diagnostics'))
-    return run
-
-
 @pytest.fixture(scope='module')
-def smoke_runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp('runs')
-    return [_smoke_run(root / f'smoke.s{seed}', seed) for seed in (0, 1)]
+def smoke_runs(smoke_run, second_seed_smoke_run):
+    return [smoke_run, second_seed_smoke_run]  # conftest.py: one recipe, seeds 0 and 1, each diagnosed
 
 
 @pytest.fixture(scope='module')

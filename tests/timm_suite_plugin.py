@@ -13,7 +13,6 @@ Loaded with `-p timm_suite_plugin` by test_timm_model_suite.py. It
 import json
 import os
 
-import pytest
 import timm
 
 import timm_csba  # noqa: F401  (registers the models)
