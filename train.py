@@ -42,7 +42,7 @@ from timm_csba.diagnostics import analyze
 from timm_csba.files import atomic_path, write_json, write_text
 from timm_csba.hub import load_pretrained, save_pretrained
 from timm_csba.losses import LOSSES, SOFT_TARGET_LOSSES, create_loss_from_config
-from timm_csba.metrics import METRICS, classification_metrics, save_confusion_matrix
+from timm_csba.metrics import METRICS, classification_metrics, save_confusion_matrix, save_predictions
 from timm_csba.runs import (RunError, TrainState, latest_checkpoint, prepare_run_dir, provenance, resolve_config,
                             save_checkpoint)
 from timm_csba.runtime import (PRECISIONS, PrecisionError, compile_in_place, compiled_graphs, cpu_threads,
@@ -335,12 +335,16 @@ def split_logits(net, data_loader):
     return torch.cat(logits), torch.cat(labels)
 
 
-def evaluate(net, data_loader):
-    """Return (metrics, mean loss) of `net` over a split."""
-    logits, labels = split_logits(net, data_loader)
+def scores(logits, labels):
+    """Return (metrics, mean loss) of a split's logits."""
     loss = criterion(logits, labels).item()  # the training loss, so that val - train is a generalisation gap
     metrics = classification_metrics(labels.cpu(), logits.argmax(1).cpu(), label_names)
     return metrics, loss
+
+
+def evaluate(net, data_loader):
+    """Return (metrics, mean loss) of `net` over a split."""
+    return scores(*split_logits(net, data_loader))
 
 
 def stop_unless_finite(loss, epoch, step):
@@ -475,10 +479,12 @@ if args.logit_offsets == 'fit':
     else:
         calibration = {k: v for k, v in best_config.items() if 'offsets' in k}
     accelerator.print(f'logit offsets {calibration["logit_offsets"]} folded into best/')
-test, test_loss = evaluate(model, test_loader)
+test_logits, test_labels = split_logits(model, test_loader)
+test, test_loss = scores(test_logits, test_labels)
 test.update(split='test', loss=test_loss, best_epoch=state.best_epoch, model=args.model, dataset=args.dataset,
             seed=args.seed, **{f'val_{args.monitor}': state.best}, **calibration)
 if accelerator.is_main_process:
+    save_predictions(out_dir / 'test_predictions.csv', test_labels.cpu(), test_logits.cpu(), label_names)
     write_json(out_dir / 'test_metrics.json', test)
     with atomic_path(out_dir / 'confusion_matrix.png') as png:
         save_confusion_matrix(test, str(png), title=f'{args.model} on {args.dataset} test: accuracy '

@@ -249,3 +249,19 @@ def test_conflict_vs_f1_and_loss_gaps_by_hand():
     assert model.generalization_gap == pytest.approx(0.2)
     assert RunDiagnostics.optimization_gain(baseline, model) == pytest.approx(0.3)
     assert RunDiagnostics.optimization_gain(None, model) is None
+
+
+def test_cli_on_a_finished_run_adds_what_the_run_knows(smoke_run):
+    """conftest's shared run, diagnosed with --compare init: F1 correlation, loss gap, the initialisation's matrices."""
+    report = RunDiagnostics.from_json(json.loads((smoke_run / 'diagnostics' / 'diagnostics.json').read_text()))
+    test = json.loads((smoke_run / 'test_metrics.json').read_text())
+    history = [json.loads(line) for line in (smoke_run / 'metrics.jsonl').read_text().splitlines()]
+    assert report.losses == LossGap.at_epoch(history, test['best_epoch'])
+    f1 = report.conflict_vs_f1['backbone']
+    assert f1.test_f1 == [test['per_class'][n]['f1'] for n in report.diagnostics.class_names]
+    assert f1.row_mean_cosine == pytest.approx(report.diagnostics.parameter_sets['backbone'].row_mean_cosine(), nan_ok=True)
+    assert report.compare_dir == 'init' and report.compare.parameter_sets['backbone'].cosine.shape == (4, 4)
+    assert report.params == 'backbone layerwise'  # two choices, one gradient pass
+    assert list(report.diagnostics.parameter_sets) == ['backbone', 'stem', 'stages.0', 'stages.1', 'stages.2',
+                                                       'stages.3', 'head']
+    assert report.optimization_improvement is None  # only between two runs

@@ -95,7 +95,9 @@ def main(argv=None) -> None:
     parser.add_argument('--model-dir', required=True, help='timm Hub-format folder (e.g. RUN/best)')
     add_dataset_arguments(parser)  # defaults: the run's own (RUN/args.yaml) when the folder is a run's best/
     parser.add_argument('--split', default='train', choices=SPLITS, help='split to use')
-    parser.add_argument('--params', default='backbone', help='all, backbone, layerwise or a regex on parameter names')
+    parser.add_argument('--params', nargs='+', default=['backbone'],
+                        help='parameter sets: all, backbone, layerwise or a regex on parameter names; several share '
+                             'one gradient pass (e.g. --params backbone layerwise)')
     parser.add_argument('--batch-size', type=int, default=32, help='samples per (single-class) batch')
     parser.add_argument('--max-batches', type=int, help='stop after this many batches (default: whole split)')
     parser.add_argument('--num-workers', type=int, default=1, help='DataLoader workers')
@@ -140,7 +142,7 @@ def write_outputs(args, results: Dict[str, Diagnostics], names) -> None:
     report = RunDiagnostics(
         model_dir=str(model_dir), checkpoint_sha256=file_sha256(model_dir / 'model.safetensors'),
         architecture=json.loads((model_dir / 'config.json').read_text()).get('architecture'),
-        dataset=args.dataset, split=args.split, params=args.params, diagnostics=diagnostics, losses=losses,
+        dataset=args.dataset, split=args.split, params=' '.join(args.params), diagnostics=diagnostics, losses=losses,
         conflict_vs_f1=diagnostics.conflict_vs_f1(
             [json.loads(test_metrics.read_text())['per_class'][n]['f1'] for n in names])
         if test_metrics is not None and test_metrics.exists() else None,

@@ -19,7 +19,7 @@ import re
 import typing
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -474,19 +474,19 @@ def _from_json(cls, data: Dict[str, Any], **given) -> Any:
 
 
 def _value_from_json(hint: Any, value: Any) -> Any:
-    if value is None:
-        return None
     origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is typing.Union:  # Optional[X]
-        return _value_from_json(next(a for a in args if a is not type(None)), value)
+    if origin is typing.Union:  # Optional[X]: null is None
+        return None if value is None else _value_from_json(next(a for a in args if a is not type(None)), value)
+    if hint is float:
+        return math.nan if value is None else float(value)  # to_jsonable writes NaN as null
     if hint is torch.Tensor:
         return torch.tensor(np.array(value, dtype=np.float64))
     if is_dataclass(hint):
         return _from_json(hint, value)
     if origin is dict:
         return {k: _value_from_json(args[1], v) for k, v in value.items()}
-    if hint is float:
-        return float(value)
+    if origin is list:
+        return [_value_from_json(args[0], v) for v in value]
     return value
 
 
@@ -496,7 +496,7 @@ def analyze(
         labels: Sequence[int],
         class_names: Sequence[str],
         criterion: Optional[nn.Module] = None,
-        params: str = 'backbone',
+        params: Union[str, Sequence[str]] = 'backbone',
         batch_size: int = 32,
         num_workers: int = 0,
         max_batches: Optional[int] = None,
@@ -506,9 +506,11 @@ def analyze(
         progress: Optional[Callable] = None,
 ) -> Diagnostics:
     """One pass over the split: per-class gradients of every parameter, then the conflict matrices of the chosen
-    parameter set(s), branch gradient shares and attention overlap (csba_* heads), class-mean feature angles."""
+    parameter set(s) (`params`: one `select_parameters` choice or several, e.g. ('backbone', 'layerwise')), branch
+    gradient shares and attention overlap (csba_* heads), class-mean feature angles."""
     num_classes = len(class_names)
-    sets = select_parameters(model, params)
+    sets = {name: names for which in ([params] if isinstance(params, str) else params)
+            for name, names in select_parameters(model, which).items()}
     branches = branch_parameter_sets(model)
     gates = attention_gates(model)
     device = accelerator.device if accelerator is not None else next(model.parameters()).device

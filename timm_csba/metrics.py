@@ -1,13 +1,13 @@
 """Classification metrics for imbalanced data, thin over scikit-learn, and the confusion-matrix picture."""
 from pathlib import Path
-from typing import Any, Dict, Sequence
+from typing import Any, Dict, Sequence, Tuple
 
 import numpy as np
 from sklearn.metrics import (
     accuracy_score, balanced_accuracy_score, confusion_matrix, precision_recall_fscore_support,
 )
 
-__all__ = ['METRICS', 'classification_metrics', 'save_confusion_matrix']
+__all__ = ['METRICS', 'classification_metrics', 'save_confusion_matrix', 'save_predictions', 'load_predictions']
 
 # scalar metrics usable for early stopping / best-checkpoint selection (all: higher is better)
 METRICS = ('accuracy', 'balanced_accuracy', 'macro_f1')
@@ -49,3 +49,22 @@ def save_confusion_matrix(metrics: Dict[str, Any], path: str, title: str = '') -
     fig.tight_layout()
     fig.savefig(Path(path), dpi=120)
     plt.close(fig)
+
+
+def save_predictions(path: str, labels: Sequence[int], logits: Any, class_names: Sequence[str]) -> None:
+    """Write one CSV row per image, in split order: index, label, prediction (the argmax) and class probabilities.
+    Two runs tested on the same split can then be compared image by image (paired bootstrap)."""
+    from .files import write_text
+    logits = np.asarray(logits, dtype=np.float64)
+    probabilities = np.exp(logits - logits.max(1, keepdims=True))
+    probabilities /= probabilities.sum(1, keepdims=True)
+    rows = [','.join(['index', 'label', 'prediction', *(f'p_{name}' for name in class_names)])]
+    for i, (label, row, p) in enumerate(zip(np.asarray(labels).tolist(), logits, probabilities)):
+        rows.append(','.join([str(i), str(label), str(int(row.argmax())), *(f'{v:.6f}' for v in p)]))
+    write_text(path, '\n'.join(rows) + '\n')
+
+
+def load_predictions(path: str) -> Tuple[np.ndarray, np.ndarray]:
+    """(labels, predictions) of a `save_predictions` file."""
+    table = np.loadtxt(path, delimiter=',', skiprows=1, ndmin=2)
+    return table[:, 1].astype(int), table[:, 2].astype(int)
