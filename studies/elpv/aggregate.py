@@ -1,0 +1,328 @@
+"""Issue 14's study, read: one CSV row per finished run, the statistics, the plots and REPORT.md.
+
+    python studies/elpv/aggregate.py                     # runs/elpv_study/<recipe>/* -> studies/elpv/
+    python studies/elpv/aggregate.py --recipe study
+
+Reads each finished run's args.yaml, test_metrics.json, test_predictions.csv, metrics.jsonl and
+diagnostics/diagnostics.json (a run without diagnostics is left out and listed). Writes results.csv (one row
+per run), REPORT.md and plots/*.png next to this file; the run folders themselves stay out of git.
+"""
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+from studies.elpv.run import ARMS, RECIPES, RUNS  # noqa: E402
+from timm_csba.diagnostics import RunDiagnostics  # noqa: E402
+from timm_csba.diagnostics import spearman  # noqa: E402
+from timm_csba.metrics import load_predictions  # noqa: E402
+from timm_csba.stats import bootstrap_macro_f1_difference, mean_std, paired_seed_test  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+GRADES = ('functional', 'possibly_defective', 'likely_defective', 'defective')
+MINORITY = ('possibly_defective', 'likely_defective')
+SETS = ('backbone', 'stem', 'stages.0', 'stages.1', 'stages.2', 'stages.3', 'head')
+# the comparisons the referee asked for: CSBA against the summed baseline and against its capacity control
+COMPARISONS = (('csba', 'sum'), ('csba', 'shared'), ('shared', 'sum'), ('gradnorm', 'sum'), ('heads', 'sum'),
+               ('sum_focal', 'sum'))
+
+
+# ------------------------------------------------------------------------------------------------ one row per run
+
+
+def _mean_off_diagonal(matrix: np.ndarray) -> float:
+    """Mean over classes of the off-diagonal entries of each class's [B, B] matrix (NaN without two branches)."""
+    values = [m[i, j] for m in matrix for i in range(len(m)) for j in range(len(m)) if i != j]
+    values = [v for v in values if not math.isnan(v)]
+    return float(np.mean(values)) if values else math.nan
+
+
+def run_row(run: Path) -> Dict[str, Any]:
+    """The CSV row of one finished, diagnosed run."""
+    args = yaml.safe_load((run / 'args.yaml').read_text())
+    test = json.loads((run / 'test_metrics.json').read_text())
+    history = [json.loads(line) for line in (run / 'metrics.jsonl').read_text().splitlines()]
+    report = RunDiagnostics.from_json(json.loads((run / 'diagnostics' / 'diagnostics.json').read_text()))
+    trained, init = report.diagnostics, report.compare
+    names = trained.class_names
+    row: Dict[str, Any] = {
+        'recipe': run.parent.name, 'arm': run.name.rsplit('.s', 1)[0], 'architecture': args['model'],
+        'loss': args['loss'], 'seed': args['seed'], 'epochs': len(history), 'best_epoch': test['best_epoch'],
+        'train_hours': sum(r.get('epoch_time_s', 0) for r in history) / 3600,
+        'accuracy': test['accuracy'], 'balanced_accuracy': test['balanced_accuracy'], 'macro_f1': test['macro_f1'],
+        **{f'f1_{n}': test['per_class'][n]['f1'] for n in names},
+    }
+    for name in SETS:
+        for kind in ('cosine', 'magnitude'):
+            for when, diagnostics in (('init', init), ('trained', trained)):
+                stats = diagnostics.parameter_sets.get(name) if diagnostics is not None else None
+                row[f'{name}_{kind}_{when}'] = stats.summary[kind].mean_off_diagonal if stats else math.nan
+    for when, diagnostics in (('init', init), ('trained', trained)):
+        stats = diagnostics.parameter_sets['backbone']
+        row[f'backbone_cosine_negpairs_{when}'] = stats.summary['cosine'].mean_most_negative_pairs
+        # a grade's mean cosine with the other grades: what the Spearman against its F1 pools
+        for n, value in zip(names, stats.row_mean_cosine()):
+            row[f'conflict_{n}_{when}'] = value
+    shares = trained.branches.grad_shares.numpy() if trained.branches is not None else None
+    for b in range(3):
+        row[f'branch{b}_grad_share'] = float(np.nanmean(shares[b])) if shares is not None else math.nan
+    row['attention_jaccard'] = _mean_off_diagonal(trained.attention.jaccard.numpy()) if trained.attention else math.nan
+    return row
+
+
+def collect(runs: Path, recipes: Sequence[str]) -> tuple:
+    """(rows of the diagnosed runs, names of finished runs without diagnostics) under runs/<recipe>/."""
+    rows, undiagnosed = [], []
+    for recipe in recipes:
+        for run in sorted(p for p in (runs / recipe).glob('*.s*') if p.is_dir()):
+            if not (run / 'test_metrics.json').exists():
+                continue
+            if not (run / 'diagnostics' / 'diagnostics.json').exists():
+                undiagnosed.append(f'{recipe}/{run.name}')
+                continue
+            rows.append(run_row(run))
+    return rows, undiagnosed
+
+
+# ------------------------------------------------------------------------------------------------ statistics
+
+
+def arm_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per recipe and arm: the number of seeds and mean ± std of each test metric and conflict summary."""
+    metrics = ['accuracy', 'balanced_accuracy', 'macro_f1', *(f'f1_{g}' for g in GRADES),
+               'backbone_cosine_init', 'backbone_cosine_trained', 'backbone_magnitude_init',
+               'backbone_magnitude_trained']
+    out = []
+    for (recipe, arm), group in table.groupby(['recipe', 'arm'], sort=False):
+        record = {'recipe': recipe, 'arm': arm, 'seeds': len(group)}
+        for metric in metrics:
+            record[metric], record[f'{metric}_std'] = mean_std(group[metric].tolist())
+        out.append(record)
+    return pd.DataFrame(out)
+
+
+def compare_arms(table: pd.DataFrame, runs: Path, a: str, b: str, recipe: str, resamples: int = 2000) -> Dict:
+    """a vs b on the seeds both have: paired tests over seeds (macro-F1, minority grades) and the image bootstrap
+    of the macro-F1 difference (all seeds of each, the same test images)."""
+    rows = table[table.recipe == recipe]
+    seeds = sorted(set(rows[rows.arm == a].seed) & set(rows[rows.arm == b].seed))
+    if len(seeds) < 2:
+        return {}
+
+    def values(arm, column):
+        by_seed = rows[rows.arm == arm].set_index('seed')[column]
+        return [float(by_seed[s]) for s in seeds]
+
+    result = {'a': a, 'b': b, 'seeds': seeds}
+    for column in ('macro_f1', *(f'f1_{g}' for g in MINORITY)):
+        result[column] = paired_seed_test(values(a, column), values(b, column))
+    labels, predictions = None, {a: [], b: []}
+    for arm in (a, b):
+        for seed in seeds:
+            y, p = load_predictions(runs / recipe / f'{arm}.s{seed}' / 'test_predictions.csv')
+            labels = y if labels is None else labels
+            if not np.array_equal(labels, y):
+                raise ValueError(f'{arm}.s{seed} was tested on other images than {a}.s{seeds[0]}')
+            predictions[arm].append(p)
+    result['bootstrap'] = bootstrap_macro_f1_difference(labels, np.stack(predictions[a]), np.stack(predictions[b]),
+                                                        num_classes=len(GRADES), resamples=resamples)
+    return result
+
+
+def conflict_vs_f1(table: pd.DataFrame, when: str = 'trained') -> Dict[str, Any]:
+    """Spearman between a grade's backbone conflict (its mean cosine with the other grades) and its F1, pooled
+    over runs and grades (each run contributes its four grades)."""
+    conflict, f1 = [], []
+    for _, row in table.iterrows():
+        for grade in GRADES:
+            conflict.append(row[f'conflict_{grade}_{when}'])
+            f1.append(row[f'f1_{grade}'])
+    return spearman(conflict, f1)
+
+
+def rank_agreement(summary: pd.DataFrame, recipe_a: str, recipe_b: str) -> Optional[Dict[str, Any]]:
+    """Do two recipes rank the arms alike? Spearman of the arms' mean macro-F1 under each (arms in both)."""
+    a = summary[summary.recipe == recipe_a].set_index('arm').macro_f1
+    b = summary[summary.recipe == recipe_b].set_index('arm').macro_f1
+    arms = [arm for arm in a.index if arm in b.index]
+    if len(arms) < 3:
+        return None
+    return {'arms': arms, **spearman([a[x] for x in arms], [b[x] for x in arms])}
+
+
+# ------------------------------------------------------------------------------------------------ report
+
+
+def _pm(mean: float, std: float) -> str:
+    if math.isnan(mean):
+        return '—'
+    return f'{mean:.3f}' + ('' if math.isnan(std) else f' ± {std:.3f}')
+
+
+def _p(value: float) -> str:
+    return '—' if math.isnan(value) else f'{value:.3f}'
+
+
+def verdict(comparison: Dict) -> str:
+    """Plain words for a vs b on macro-F1: a difference counts when the seed-paired t-test gives p < 0.05 and the
+    image bootstrap interval excludes 0; otherwise the data do not show one."""
+    seed_test, boot = comparison['macro_f1'], comparison['bootstrap']
+    a, b = comparison['a'], comparison['b']
+    shown = seed_test.ttest_p < 0.05 and (boot.low > 0 or boot.high < 0)
+    direction = 'higher' if seed_test.mean_difference > 0 else 'lower'
+    words = f'{a} scores {direction} macro-F1 than {b}' if shown else f'no difference in macro-F1 between {a} and {b} is shown'
+    return (f'{words} (difference {seed_test.mean_difference:+.3f} over {seed_test.n} seeds, paired t p = '
+            f'{_p(seed_test.ttest_p)}, Wilcoxon p = {_p(seed_test.wilcoxon_p)}; over test images '
+            f'{boot.estimate:+.3f}, {boot.confidence:.0%} CI [{boot.low:+.3f}, {boot.high:+.3f}])')
+
+
+def plot(table: pd.DataFrame, out: Path) -> List[str]:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    out.mkdir(parents=True, exist_ok=True)
+    arms = [arm for arm in ARMS if arm in set(table.arm)]
+    written = []
+
+    fig, axes = plt.subplots(1, len(GRADES), figsize=(4 * len(GRADES), 3.5), sharey=True)
+    for ax, grade in zip(axes, GRADES):
+        for i, arm in enumerate(arms):
+            values = table[table.arm == arm][f'f1_{grade}']
+            ax.scatter([i] * len(values), values, alpha=0.6)
+            ax.hlines(values.mean(), i - 0.3, i + 0.3, color='k')
+        ax.set_xticks(range(len(arms)), arms, rotation=45)
+        ax.set_title(f'test F1, {grade}')
+    fig.tight_layout()
+    fig.savefig(out / 'f1_by_arm.png', dpi=110)
+    plt.close(fig)
+    written.append('f1_by_arm.png')
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for ax, kind in zip(axes, ('cosine', 'magnitude')):
+        width = 0.4
+        for j, when in enumerate(('init', 'trained')):
+            means = [table[table.arm == arm][f'backbone_{kind}_{when}'].mean() for arm in arms]
+            stds = [table[table.arm == arm][f'backbone_{kind}_{when}'].std() for arm in arms]
+            ax.bar(np.arange(len(arms)) + (j - 0.5) * width, means, width, yerr=stds, label=when)
+        ax.axhline(0, color='k', lw=0.5)
+        ax.set_xticks(range(len(arms)), arms, rotation=45)
+        ax.set_title(f'backbone {kind} conflict (mean off-diagonal)')
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / 'conflict_init_vs_trained.png', dpi=110)
+    plt.close(fig)
+    written.append('conflict_init_vs_trained.png')
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for grade in GRADES:
+        ax.scatter(table[f'conflict_{grade}_trained'], table[f'f1_{grade}'], label=grade, alpha=0.7)
+    ax.set_xlabel("grade's mean backbone cosine with the other grades (trained)")
+    ax.set_ylabel('test F1 of the grade')
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / 'conflict_vs_f1.png', dpi=110)
+    plt.close(fig)
+    written.append('conflict_vs_f1.png')
+    return written
+
+
+def report(table: pd.DataFrame, runs: Path, undiagnosed: Sequence[str], resamples: int = 2000) -> str:
+    summary = arm_summary(table)
+    lines = ['# ELPV study: gradient conflict and the minority grades (issue 14)', '',
+             'Generated by `python studies/elpv/aggregate.py` from the runs of `python studies/elpv/run.py`; every '
+             'number below is recomputed from `results.csv` and the runs\' test predictions. Test split: split seed '
+             '0, 525 cells.', '']
+    for recipe, group in table.groupby('recipe', sort=False):
+        config, flags = RECIPES.get(recipe, ('?', []))
+        lines += [f'## Recipe `{recipe}`: `{config}` {" ".join(f"`{f}`" for f in flags) if flags else ""}', '',
+                  f'{len(group)} runs, {group.train_hours.sum():.1f} training hours in all '
+                  f'({group.train_hours.mean() * 60:.0f} min a run).', '',
+                  '| arm | seeds | accuracy | macro-F1 | ' + ' | '.join(f'F1 {g}' for g in GRADES) +
+                  ' | backbone cosine init → trained | magnitude init → trained |',
+                  '|---|---|---|---|' + '---|' * len(GRADES) + '---|---|']
+        for _, s in summary[summary.recipe == recipe].iterrows():
+            lines.append(
+                f'| {s.arm} | {s.seeds} | {_pm(s.accuracy, s.accuracy_std)} | {_pm(s.macro_f1, s.macro_f1_std)} | ' +
+                ' | '.join(_pm(s[f"f1_{g}"], s[f"f1_{g}_std"]) for g in GRADES) +
+                f' | {_pm(s.backbone_cosine_init, s.backbone_cosine_init_std)} → '
+                f'{_pm(s.backbone_cosine_trained, s.backbone_cosine_trained_std)} | '
+                f'{_pm(s.backbone_magnitude_init, s.backbone_magnitude_init_std)} → '
+                f'{_pm(s.backbone_magnitude_trained, s.backbone_magnitude_trained_std)} |')
+        lines += ['', '### Paired comparisons', '',
+                  '| a vs b | seeds | macro-F1 a − b (seed-paired t p, Wilcoxon p) | image bootstrap 95% CI | ' +
+                  ' | '.join(f'F1 {g} a − b (t p)' for g in MINORITY) + ' |', '|---|---|---|---|' + '---|' * len(MINORITY)]
+        verdicts = []
+        for a, b in COMPARISONS:
+            comparison = compare_arms(group, runs, a, b, recipe, resamples)
+            if not comparison:
+                continue
+            m, boot = comparison['macro_f1'], comparison['bootstrap']
+            lines.append(f'| {a} vs {b} | {m.n} | {m.mean_difference:+.3f} ({_p(m.ttest_p)}, {_p(m.wilcoxon_p)}) | '
+                         f'[{boot.low:+.3f}, {boot.high:+.3f}] | ' +
+                         ' | '.join(f'{comparison[f"f1_{g}"].mean_difference:+.3f} ({_p(comparison[f"f1_{g}"].ttest_p)})'
+                                    for g in MINORITY) + ' |')
+            verdicts.append(verdict(comparison))
+        layer = ['', '### Conflict per stage (cosine, mean off-diagonal, mean over seeds: init → trained)', '',
+                 '| arm | ' + ' | '.join(SETS[1:]) + ' |', '|---|' + '---|' * len(SETS[1:])]
+        for arm, runs_of_arm in group.groupby('arm', sort=False):
+            layer.append(f'| {arm} | ' + ' | '.join(
+                f'{runs_of_arm[f"{s}_cosine_init"].mean():+.3f} → {runs_of_arm[f"{s}_cosine_trained"].mean():+.3f}'
+                for s in SETS[1:]) + ' |')
+        lines += layer
+        pooled, pooled_init = conflict_vs_f1(group), conflict_vs_f1(group, 'init')
+        lines += ['', '### Does conflict predict a grade\'s F1?', '',
+                  f'Spearman between a grade\'s mean backbone cosine with the other grades and its test F1, pooled '
+                  f'over every run and grade: after training rho = {_p(pooled["rho"])} (p = {_p(pooled["p_value"])}, '
+                  f'n = {pooled["n"]}); at initialisation rho = {_p(pooled_init["rho"])} (p = '
+                  f'{_p(pooled_init["p_value"])}, n = {pooled_init["n"]}). The pairs are not independent (four '
+                  f'grades of one run share a model), so p is optimistic.', '',
+                  '### In plain words', '', *(f'- {v}.' for v in verdicts), '']
+    recipes = list(dict.fromkeys(table.recipe))
+    for i, a in enumerate(recipes):
+        for b in recipes[i + 1:]:
+            agreement = rank_agreement(summary, a, b)
+            if agreement:
+                lines += [f'Recipes `{a}` and `{b}` rank the arms ({", ".join(agreement["arms"])}) with Spearman '
+                          f'rho = {_p(agreement["rho"])} on mean macro-F1.', '']
+    if undiagnosed:
+        lines += [f'Finished but not yet diagnosed (left out): {", ".join(undiagnosed)}.', '']
+    lines += ['![F1 by arm](plots/f1_by_arm.png)', '![conflict](plots/conflict_init_vs_trained.png)',
+              '![conflict vs F1](plots/conflict_vs_f1.png)', '']
+    return '\n'.join(lines)
+
+
+def aggregate(runs: Path, recipes: Sequence[str], out: Path, resamples: int = 2000) -> pd.DataFrame:
+    from timm_csba.files import write_text
+    rows, undiagnosed = collect(runs, recipes)
+    if not rows:
+        raise SystemExit(f'error: no finished, diagnosed runs under {runs} for {", ".join(recipes)}; run '
+                         f'studies/elpv/run.py first.')
+    table = pd.DataFrame(rows)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / 'results.csv', table.to_csv(index=False))
+    plot(table, out / 'plots')
+    write_text(out / 'REPORT.md', report(table, runs, undiagnosed, resamples))
+    return table
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--recipe', nargs='+', default=['study', 'hub'], help='recipes to read (those with runs)')
+    parser.add_argument('--runs', type=Path, default=RUNS, help='the runner\'s folder')
+    parser.add_argument('--out', type=Path, default=HERE, help='where results.csv, REPORT.md and plots/ go')
+    parser.add_argument('--resamples', type=int, default=2000, help='bootstrap resamples of the test images')
+    args = parser.parse_args(argv)
+    table = aggregate(args.runs, args.recipe, args.out, args.resamples)
+    print(f'{len(table)} runs -> {args.out / "results.csv"}, {args.out / "REPORT.md"}')
+
+
+if __name__ == '__main__':
+    main()

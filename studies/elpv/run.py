@@ -1,0 +1,139 @@
+"""Issue 14's study: does CSBA reduce gradient conflict, and does that lift the minority grades? The grid, run.
+
+    python studies/elpv/run.py --recipe study                       # every arm x seeds 0-4, two runs side by side
+    python studies/elpv/run.py --recipe study --arms csba sum --seeds 0 1 --parallel 2 --threads 1
+    python studies/elpv/run.py --recipe study --dry-run             # what each run would do now
+    python studies/elpv/aggregate.py                                # results.csv, REPORT.md and plots from the runs
+
+Every run is `train.py --config <recipe's config> <recipe's flags> <arm's flags> --seed S` into
+runs/elpv_study/<recipe>/<arm>.s<S>, then `python -m timm_csba.diagnose --compare init --params backbone
+layerwise` of its best checkpoint on the train split into the run's diagnostics/ (conflict after training and at
+initialisation, backbone and per stage, in one gradient pass each). Re-running skips finished runs, resumes
+killed ones from their last checkpoint (train.py --resume) and diagnoses trained ones that lack diagnostics, so
+the grid can be killed at any time and continued in a later session.
+"""
+import argparse
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNS = ROOT / 'runs' / 'elpv_study'
+
+# arm -> train.py flags; sum is the paper's baseline, shared the capacity control for csba (the same gate
+# parameters, one gate for all branches), sum_focal the loss-side alternative to an architectural fix
+ARMS: Dict[str, List[str]] = {
+    'sum': ['--model', 'csba_squeeze_sum'],
+    'csba': ['--model', 'csba_squeeze'],
+    'shared': ['--model', 'csba_squeeze_shared'],
+    'gradnorm': ['--model', 'csba_squeeze_gradnorm'],
+    'heads': ['--model', 'csba_squeeze_heads'],
+    'sum_focal': ['--model', 'csba_squeeze_sum', '--loss', 'focal'],
+}
+# recipe -> (config, train.py flags). 'study' is the cheap recipe the grid runs on the 2-core CPU (see
+# studies/elpv/REPORT.md for its cost and for the check that it ranks the architectures as 'hub' does).
+RECIPES: Dict[str, tuple] = {
+    'study': ('configs/elpv.yaml', ['--img-size', '128', '--sampler', 'sqrt', '--class-weights', 'none',
+                                    '--model-ema']),
+    'hub': ('configs/elpv_hub.yaml', []),
+    'smoke': ('configs/smoke.yaml', ['--epochs', '2']),  # the tests' grid: seconds
+}
+SEEDS = (0, 1, 2, 3, 4)
+
+
+def run_dir(runs: Path, recipe: str, arm: str, seed: int) -> Path:
+    return runs / recipe / f'{arm}.s{seed}'
+
+
+def state_of(run: Path) -> str:
+    """'done', 'trained' (needs diagnostics), 'killed' (resume from a checkpoint) or 'new'."""
+    if (run / 'test_metrics.json').exists():
+        return 'done' if (run / 'diagnostics' / 'diagnostics.json').exists() else 'trained'
+    if any((run / 'checkpoints').glob('epoch_*')):
+        return 'killed'
+    return 'new'
+
+
+def train_command(recipe: str, arm: str, seed: int, run: Path, threads: int) -> List[str]:
+    config, flags = RECIPES[recipe]
+    train = [sys.executable, str(ROOT / 'train.py'), '--threads', str(threads)]
+    if state_of(run) == 'killed':
+        return [*train, '--resume', str(run)]  # the run's own args.yaml: the same recipe, arm and seed
+    return [*train, '--config', str(ROOT / config), *flags, *ARMS[arm], '--seed', str(seed), '--output-dir', str(run),
+            '--overwrite']  # --overwrite: a folder left by a run that died before its first checkpoint
+
+
+def diagnose_command(run: Path, max_batches: int = 0) -> List[str]:
+    return [sys.executable, '-m', 'timm_csba.diagnose', '--model-dir', str(run / 'best'), '--compare', 'init',
+            '--params', 'backbone', 'layerwise', '--split', 'train', '--num-workers', '0',
+            *(['--max-batches', str(max_batches)] if max_batches else []), '--out', str(run / 'diagnostics')]
+
+
+def steps(recipe: str, arm: str, seed: int, runs: Path, threads: int, max_batches: int = 0) -> List[List[str]]:
+    """The commands that bring one run to 'done' from where it stands."""
+    run = run_dir(runs, recipe, arm, seed)
+    state = state_of(run)
+    if state == 'done':
+        return []
+    commands = [] if state == 'trained' else [train_command(recipe, arm, seed, run, threads)]
+    return [*commands, diagnose_command(run, max_batches)]
+
+
+def _execute(run: Path, commands: Sequence[List[str]], threads: int) -> int:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))  # diagnose has no --threads of its own
+    run.parent.mkdir(parents=True, exist_ok=True)
+    with open(run.parent / f'{run.name}.log', 'a') as log:
+        for command in commands:
+            log.write(f'$ {" ".join(command)}\n')
+            log.flush()
+            code = subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+            if code != 0:
+                return code
+    return 0
+
+
+def run_grid(recipe: str, arms: Sequence[str], seeds: Sequence[int], runs: Path = RUNS, parallel: int = 2,
+             threads: int = 1, max_batches: int = 0, dry_run: bool = False) -> Dict[str, str]:
+    """Bring every (arm, seed) run of the recipe to 'done', `parallel` at a time; return {run name: outcome}."""
+    jobs = {}
+    for seed in seeds:  # seed-major: a grid cut short still has whole seeds of every arm to compare
+        for arm in arms:
+            run = run_dir(runs, recipe, arm, seed)
+            jobs[run.name] = (run, steps(recipe, arm, seed, runs, threads, max_batches))
+    outcomes = {name: 'done, skipped' for name, (_, commands) in jobs.items() if not commands}
+    todo = {name: job for name, job in jobs.items() if job[1]}
+    if dry_run:
+        for name, (run, commands) in todo.items():
+            print(f'{name} ({state_of(run)}):\n' + ''.join(f'  {" ".join(c)}\n' for c in commands))
+        return {**outcomes, **{name: 'would run' for name in todo}}
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        futures = {name: pool.submit(_execute, run, commands, threads) for name, (run, commands) in todo.items()}
+        for name, future in futures.items():
+            code = future.result()
+            outcomes[name] = 'done' if code == 0 else f'failed (exit {code}; see {name}.log)'
+            print(f'{name}: {outcomes[name]}', flush=True)
+    return outcomes
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--recipe', default='study', choices=RECIPES, help='the training recipe of every run')
+    parser.add_argument('--arms', nargs='+', default=list(ARMS), choices=ARMS, help='architectures / losses')
+    parser.add_argument('--seeds', nargs='+', type=int, default=list(SEEDS), help='training seeds')
+    parser.add_argument('--parallel', type=int, default=2, help='runs side by side')
+    parser.add_argument('--threads', type=int, default=1, help='CPU threads per run')
+    parser.add_argument('--diagnose-batches', type=int, default=0,
+                        help='single-class batches per diagnosis (0: the whole train split)')
+    parser.add_argument('--runs', type=Path, default=RUNS, help='where the run folders go')
+    parser.add_argument('--dry-run', action='store_true', help='print what each unfinished run would run')
+    args = parser.parse_args(argv)
+    outcomes = run_grid(args.recipe, args.arms, args.seeds, args.runs, args.parallel, args.threads,
+                        args.diagnose_batches, args.dry_run)
+    return int(any(o.startswith('failed') for o in outcomes.values()))
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Issue 14's study machinery on a two-seed, two-architecture smoke grid: the runner skips and resumes, the
+aggregator writes its CSV, report and plots, and the statistics agree with values computed by hand."""
+import json
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import f1_score
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from studies.elpv import aggregate as study_aggregate  # noqa: E402
+from studies.elpv import run as study_run  # noqa: E402
+from timm_csba.stats import bootstrap_macro_f1_difference, macro_f1, mean_std, paired_seed_test  # noqa: E402
+
+ARMS, SEEDS = ['csba', 'sum'], [0, 1]
+
+
+@pytest.fixture(scope='module')
+def grid(tmp_path_factory):
+    runs = tmp_path_factory.mktemp('study')
+    outcomes = study_run.run_grid('smoke', ARMS, SEEDS, runs, parallel=2, threads=1, max_batches=2)
+    assert outcomes == {f'{a}.s{s}': 'done' for s in SEEDS for a in ARMS}, outcomes
+    return runs
+
+
+def test_a_second_pass_skips_every_finished_run(grid):
+    assert set(study_run.run_grid('smoke', ARMS, SEEDS, grid, max_batches=2).values()) == {'done, skipped'}
+
+
+def test_killed_and_undiagnosed_runs_continue_where_they_stopped(grid, tmp_path):
+    runs = tmp_path / 'runs'
+    shutil.copytree(grid, runs)
+    killed, undiagnosed = runs / 'smoke' / 'sum.s1', runs / 'smoke' / 'csba.s0'
+    finished = json.loads((killed / 'test_metrics.json').read_text())
+    for name in ('test_metrics.json', 'test_predictions.csv', 'diagnostics'):  # as if killed after the last epoch
+        path = killed / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    shutil.rmtree(undiagnosed / 'diagnostics')
+    assert study_run.state_of(killed) == 'killed' and study_run.state_of(undiagnosed) == 'trained'
+    killed_steps = study_run.steps('smoke', 'sum', 1, runs, threads=1)
+    assert '--resume' in killed_steps[0] and str(killed) in killed_steps[0] and '--config' not in killed_steps[0]
+    undiagnosed_steps = study_run.steps('smoke', 'csba', 0, runs, threads=1)
+    assert len(undiagnosed_steps) == 1 and 'timm_csba.diagnose' in undiagnosed_steps[0]
+
+    outcomes = study_run.run_grid('smoke', ARMS, SEEDS, runs, max_batches=2)
+    assert outcomes['sum.s1'] == outcomes['csba.s0'] == 'done' and outcomes['sum.s0'] == 'done, skipped'
+    resumed = json.loads((killed / 'test_metrics.json').read_text())
+    assert resumed['confusion_matrix'] == finished['confusion_matrix'] and resumed['seed'] == 1
+    assert (undiagnosed / 'diagnostics' / 'diagnostics.json').exists()
+
+
+def test_aggregate_writes_one_row_per_run_the_report_and_plots(grid, tmp_path):
+    table = study_aggregate.aggregate(grid, ['smoke'], tmp_path, resamples=200)
+    csv = pd.read_csv(tmp_path / 'results.csv')
+    assert len(csv) == 4 and sorted(zip(csv.arm, csv.seed)) == [(a, s) for a in sorted(ARMS) for s in SEEDS]
+    columns = set(csv.columns)
+    assert {'recipe', 'arm', 'architecture', 'loss', 'seed', 'accuracy', 'balanced_accuracy', 'macro_f1',
+            'f1_possibly_defective', 'f1_likely_defective', 'backbone_cosine_init', 'backbone_cosine_trained',
+            'backbone_magnitude_init', 'backbone_magnitude_trained', 'stages.0_cosine_trained', 'head_cosine_init',
+            'conflict_likely_defective_trained', 'branch0_grad_share', 'attention_jaccard'} <= columns
+    for _, row in csv.iterrows():
+        test = json.loads((grid / 'smoke' / f'{row.arm}.s{row.seed}' / 'test_metrics.json').read_text())
+        assert row.macro_f1 == pytest.approx(test['macro_f1'])
+        assert row.architecture == {'csba': 'csba_squeeze', 'sum': 'csba_squeeze_sum'}[row.arm]
+    # the branch shares of a three-branch head sum to one; only CSBA's private gates have an overlap to measure
+    shares = csv[['branch0_grad_share', 'branch1_grad_share', 'branch2_grad_share']].sum(axis=1)
+    assert np.allclose(shares, 1.0)
+    assert csv[csv.arm == 'csba'].attention_jaccard.between(0, 1).all() and csv[csv.arm == 'sum'].attention_jaccard.isna().all()
+
+    report = (tmp_path / 'REPORT.md').read_text()
+    assert '| csba vs sum | 2 |' in report and 'Spearman' in report and '## Recipe `smoke`' in report
+    assert {p.name for p in (tmp_path / 'plots').iterdir()} == {'f1_by_arm.png', 'conflict_init_vs_trained.png',
+                                                                 'conflict_vs_f1.png'}
+    assert len(table) == 4
+
+
+def test_paired_seed_test_by_hand():
+    a, b = [0.50, 0.55, 0.60, 0.52, 0.58], [0.45, 0.50, 0.50, 0.50, 0.50]
+    diff = np.subtract(a, b)  # 0.05 0.05 0.10 0.02 0.08: all positive
+    result = paired_seed_test(a, b)
+    assert result.n == 5 and result.mean_difference == pytest.approx(0.06)
+    assert result.std_difference == pytest.approx(math.sqrt(np.sum((diff - 0.06) ** 2) / 4))
+    t = 0.06 / (result.std_difference / math.sqrt(5))
+    from scipy.stats import t as student
+    assert result.ttest_p == pytest.approx(2 * student.sf(t, df=4))
+    assert result.wilcoxon_p == pytest.approx(2 / 32)  # exact: only 1 of the 2^5 sign patterns is as extreme, x2
+    assert paired_seed_test([0.5, 0.6], [0.5, 0.6]).ttest_p == 1.0
+    assert mean_std([1.0, 2.0, 3.0, float('nan')]) == (2.0, 1.0)
+
+
+def test_macro_f1_and_bootstrap_by_hand():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 300)
+    a = np.where(rng.random((3, 300)) < 0.7, labels, rng.integers(0, 4, (3, 300)))
+    b = np.where(rng.random((3, 300)) < 0.5, labels, rng.integers(0, 4, (3, 300)))
+    for seed in range(3):
+        assert macro_f1(labels, a[seed], 4) == pytest.approx(f1_score(labels, a[seed], average='macro'))
+    assert macro_f1(labels, np.zeros(300, int), 4) == pytest.approx(
+        f1_score(labels, np.zeros(300, int), average='macro', labels=[0, 1, 2, 3], zero_division=0))
+    interval = bootstrap_macro_f1_difference(labels, a, b, 4, resamples=300)
+    by_hand = np.mean([f1_score(labels, p, average='macro') for p in a]) - \
+        np.mean([f1_score(labels, p, average='macro') for p in b])
+    assert interval.estimate == pytest.approx(by_hand) and interval.low < by_hand < interval.high and interval.low > 0
+    same = bootstrap_macro_f1_difference(labels, a, a, 4, resamples=50)
+    assert (same.estimate, same.low, same.high) == (0.0, 0.0, 0.0)
+
+
+def test_conflict_vs_f1_pools_grades_and_runs():
+    rows = []
+    for seed, shift in enumerate((0.0, 0.05)):  # more conflict (a more negative cosine), lower F1
+        row = {'recipe': 'x', 'arm': 'csba', 'seed': seed}
+        for i, grade in enumerate(study_aggregate.GRADES):
+            row[f'conflict_{grade}_trained'] = -0.4 + 0.1 * i + shift
+            row[f'f1_{grade}'] = 0.2 + 0.2 * i + 2 * shift
+        rows.append(row)
+    result = study_aggregate.conflict_vs_f1(pd.DataFrame(rows))
+    assert result['n'] == 8 and result['rho'] == pytest.approx(1.0)
+    # swap the F1 of the 2nd and 3rd most conflicted grades: d = 1 twice, rho = 1 - 6 * 2 / (8 * (64 - 1))
+    rows[1]['f1_functional'], rows[0]['f1_possibly_defective'] = 0.4, 0.3
+    assert study_aggregate.conflict_vs_f1(pd.DataFrame(rows))['rho'] == pytest.approx(1 - 12 / 504)
