@@ -26,13 +26,17 @@ LEVERS = {
     'balanced_sampler': ['--sampler', 'balanced', '--class-weights', 'none'],
     'sqrt_sampler_sqrt_weights': ['--sampler', 'sqrt'],
     'epochs_60': ['--epochs', '60'],
+    'epochs_90': ['--epochs', '90'],
     'label_smoothing_0.1': ['--label-smoothing', '0.1'],
     'img_300': ['--img-size', '300'],
+    'img_160': ['--img-size', '160'],
+    'img_128': ['--img-size', '128'],
     'batch_16': ['--batch-size', '16', '--lr', '0.0014'],
     'inverse_weights': ['--class-weights', 'inverse'],
     'ema': ['--model-ema'],
     'ordinal': ['--loss', 'ordinal'],
     'mixup': ['--mixup', '0.2', '--cutmix', '1.0'],
+    'seed_1': ['--seed', '1'],  # the same recipe at another training seed: how much of a difference is noise
 }
 POST_HOC = ['--logit-offsets', 'fit']
 
