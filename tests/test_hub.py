@@ -20,7 +20,8 @@ from safetensors.torch import load_file
 import timm_csba  # noqa: F401
 from timm_csba import evaluate
 from timm_csba.predict import PredictError, load_model as predict_load_model
-from timm_csba.hub import HubError, export_run, load_pretrained, main as hub_main, seed_cache, validate_staged
+from timm_csba.hub import (HubError, export_run, load_pretrained, main as hub_main, registry_repo_id, seed_cache,
+                           validate_staged)
 from timm_csba.models.csba_squeeze import HF_HUB_ORG
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -350,3 +351,10 @@ def test_corrupt_or_missing_weights_give_one_clear_error(tmp_path, monkeypatch):
         load_pretrained(tag)
     with pytest.raises(PredictError, match=f'cannot load {tag}: the weights .* are not in the Hugging Face cache'):
         predict_load_model(tag)  # how predict and evaluate load
+
+
+def test_registry_repo_id_of_published_unpublished_and_unknown_tags():
+    assert registry_repo_id(HUB / 'csba_squeeze.elpv') == f'{HF_HUB_ORG}/csba_squeeze.elpv'
+    # a registered tag without weights yet (no hf_hub_id): the repo it will be published to
+    assert registry_repo_id('staged/csba_squeeze_shared.elpv') == f'{HF_HUB_ORG}/csba_squeeze_shared.elpv'
+    assert registry_repo_id('staged/csba_squeeze.smoke') is None and registry_repo_id('staged/nothing') is None

@@ -221,14 +221,18 @@ def validate_staged(folder: os.PathLike) -> List[Tuple[str, int]]:
 
 
 def registry_repo_id(folder: os.PathLike) -> Optional[str]:
-    """The hf_hub_id timm's registry gives the tag a staged folder is named for (`<arch>.<tag>`), if any."""
+    """The Hub repo of the registered tag a staged folder is named for (`<arch>.<tag>`), if the registry has it:
+    its hf_hub_id, or for a tag without weights yet (no hf_hub_id) the repo it will be published to."""
     name = Path(folder).name
     if not timm.is_model(name):
         return None
     try:
-        return timm.models.get_pretrained_cfg(name).hf_hub_id
+        cfg = timm.models.get_pretrained_cfg(name)
     except (RuntimeError, AttributeError):  # an architecture without this tag
         return None
+    if cfg is None or cfg.tag != name.partition('.')[2]:
+        return None
+    return cfg.hf_hub_id or f'{HF_HUB_ORG}/{name}'
 
 
 def _network_errors() -> Tuple[type, ...]:
