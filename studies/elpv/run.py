@@ -67,9 +67,10 @@ def train_command(recipe: str, arm: str, seed: int, run: Path, threads: int) -> 
             '--overwrite']  # --overwrite: a folder left by a run that died before its first checkpoint
 
 
-def diagnose_command(run: Path, max_batches: int = 0) -> List[str]:
+def diagnose_command(run: Path, seed: int, max_batches: int = 0) -> List[str]:
+    # the initialisation compared with is drawn with the run's training seed, one per seed as the runs are
     return [sys.executable, '-m', 'timm_csba.diagnose', '--model-dir', str(run / 'best'), '--compare', 'init',
-            '--params', 'backbone', 'layerwise', '--split', 'train', '--num-workers', '0',
+            '--init-seed', str(seed), '--params', 'backbone', 'layerwise', '--split', 'train', '--num-workers', '0',
             *(['--max-batches', str(max_batches)] if max_batches else []), '--out', str(run / 'diagnostics')]
 
 
@@ -80,7 +81,7 @@ def steps(recipe: str, arm: str, seed: int, runs: Path, threads: int, max_batche
     if state == 'done':
         return []
     commands = [] if state == 'trained' else [train_command(recipe, arm, seed, run, threads)]
-    return [*commands, diagnose_command(run, max_batches)]
+    return [*commands, diagnose_command(run, seed, max_batches)]
 
 
 def _execute(run: Path, commands: Sequence[List[str]], threads: int) -> int:
