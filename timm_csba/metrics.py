@@ -55,9 +55,9 @@ def save_predictions(path: str, labels: Sequence[int], logits: Any, class_names:
     """Write one CSV row per image, in split order: index, label, prediction (the argmax) and class probabilities.
     Two runs tested on the same split can then be compared image by image (paired bootstrap)."""
     from .files import write_text
+    from scipy.special import softmax
     logits = np.asarray(logits, dtype=np.float64)
-    probabilities = np.exp(logits - logits.max(1, keepdims=True))
-    probabilities /= probabilities.sum(1, keepdims=True)
+    probabilities = softmax(logits, axis=1)
     rows = [','.join(['index', 'label', 'prediction', *(f'p_{name}' for name in class_names)])]
     for i, (label, row, p) in enumerate(zip(np.asarray(labels).tolist(), logits, probabilities)):
         rows.append(','.join([str(i), str(label), str(int(row.argmax())), *(f'{v:.6f}' for v in p)]))
