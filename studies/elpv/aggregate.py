@@ -1,7 +1,7 @@
 """Issue 14's study, read: one CSV row per finished run, the statistics, the plots and REPORT.md.
 
     python studies/elpv/aggregate.py                     # runs/elpv_study/<recipe>/* -> studies/elpv/
-    python studies/elpv/aggregate.py --recipe study
+    python studies/elpv/aggregate.py --recipe hub smoke
 
 Reads each finished run's args.yaml, test_metrics.json, test_predictions.csv, metrics.jsonl and
 diagnostics/diagnostics.json (a run without diagnostics is left out and listed). Writes results.csv (one row
@@ -315,7 +315,7 @@ def aggregate(runs: Path, recipes: Sequence[str], out: Path, resamples: int = 20
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--recipe', nargs='+', default=['study', 'hub'], help='recipes to read (those with runs)')
+    parser.add_argument('--recipe', nargs='+', default=['hub'], help='recipes to read (those with runs)')
     parser.add_argument('--runs', type=Path, default=RUNS, help='the runner\'s folder')
     parser.add_argument('--out', type=Path, default=HERE, help='where results.csv, REPORT.md and plots/ go')
     parser.add_argument('--resamples', type=int, default=2000, help='bootstrap resamples of the test images')
