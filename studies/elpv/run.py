@@ -56,20 +56,27 @@ def state_of(run: Path) -> str:
     return 'new'
 
 
+def _from_root(path: Path) -> str:
+    # commands run in the repository root and name its paths relatively, so the command a run records (and a
+    # model card made from it quotes) is the one a fresh clone runs
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def train_command(recipe: str, arm: str, seed: int, run: Path, threads: int) -> List[str]:
     config, flags = RECIPES[recipe]
-    train = [sys.executable, str(ROOT / 'train.py'), '--threads', str(threads)]
+    train = [sys.executable, 'train.py', '--threads', str(threads)]
     if state_of(run) == 'killed':
-        return [*train, '--resume', str(run)]  # the run's own args.yaml: the same recipe, arm and seed
-    return [*train, '--config', str(ROOT / config), *flags, *ARMS[arm], '--seed', str(seed), '--output-dir', str(run),
+        return [*train, '--resume', _from_root(run)]  # the run's own args.yaml: the same recipe, arm and seed
+    return [*train, '--config', config, *flags, *ARMS[arm], '--seed', str(seed), '--output-dir', _from_root(run),
             '--overwrite']  # --overwrite: a folder left by a run that died before its first checkpoint
 
 
 def diagnose_command(run: Path, seed: int, max_batches: int = 0) -> List[str]:
     # the initialisation compared with is drawn with the run's training seed, one per seed as the runs are
-    return [sys.executable, '-m', 'timm_csba.diagnose', '--model-dir', str(run / 'best'), '--compare', 'init',
+    return [sys.executable, '-m', 'timm_csba.diagnose', '--model-dir', _from_root(run / 'best'), '--compare', 'init',
             '--init-seed', str(seed), '--params', 'backbone', 'layerwise', '--split', 'train', '--num-workers', '0',
-            *(['--max-batches', str(max_batches)] if max_batches else []), '--out', str(run / 'diagnostics')]
+            *(['--max-batches', str(max_batches)] if max_batches else []), '--out', _from_root(run / 'diagnostics')]
 
 
 def steps(recipe: str, arm: str, seed: int, runs: Path, threads: int, max_batches: int = 0) -> List[List[str]]:
