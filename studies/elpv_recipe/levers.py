@@ -1,4 +1,5 @@
-"""Issue 13's lever study: train configs/elpv.yaml with one change at a time and compare on validation only.
+"""Issue 13's lever study: train base.yaml (the main preset when the study began) with one change at a time and
+compare on validation only.
 
     python studies/elpv_recipe/levers.py run sqrt_sampler balanced_sampler     # two runs side by side, 1 thread each
     python studies/elpv_recipe/levers.py run balanced_sampler+ema              # levers combine with '+'
@@ -17,9 +18,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / 'runs' / 'elpv_levers'
-CONFIG = ROOT / 'configs' / 'elpv.yaml'
+CONFIG = Path(__file__).resolve().parent / 'base.yaml'
 
-# lever -> train.py flags on top of configs/elpv.yaml (30 epochs, 224 px, sqrt_inverse class weights, seed 42)
+# lever -> train.py flags on top of base.yaml (30 epochs, 224 px, sqrt_inverse class weights, seed 42)
 LEVERS = {
     'baseline': [],
     'sqrt_sampler': ['--sampler', 'sqrt', '--class-weights', 'none'],
