@@ -28,6 +28,7 @@ LEVERS = {
     'sqrt_sampler_sqrt_weights': ['--sampler', 'sqrt'],
     'epochs_60': ['--epochs', '60'],
     'epochs_90': ['--epochs', '90'],
+    'epochs_150': ['--epochs', '150'],  # the 90-epoch runs' train and val losses were still falling
     'label_smoothing_0.1': ['--label-smoothing', '0.1'],
     'img_300': ['--img-size', '300'],
     'img_160': ['--img-size', '160'],
