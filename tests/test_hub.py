@@ -90,7 +90,10 @@ def test_export_stages_weights_config_card_and_run_record(staged_smoke, smoke_ru
     f1 = next(r for r in card.data.eval_results if r.metric_type == 'f1')
     assert f1.metric_args == {'average': 'macro'} and f1.dataset_args['split_seed'] == 0
     assert '![confusion matrix](confusion_matrix.png)' in card.text
-    assert 'diagnostics/gcm_cosine_backbone.png' in card.text
+    assert '![gcm_cosine_backbone.png](diagnostics/gcm_cosine_backbone.png)' in card.text
+    # the per-stage matrices (diagnosed with --params layerwise) are linked, not shown
+    assert '[gcm_cosine_stem.png](diagnostics/gcm_cosine_stem.png)' in card.text
+    assert '![gcm_cosine_stem.png]' not in card.text
 
     # two seeds: per-seed metrics, mean and sample std in seeds.json and in the card
     seeds = json.loads((staged_smoke / 'seeds.json').read_text())
@@ -101,6 +104,14 @@ def test_export_stages_weights_config_card_and_run_record(staged_smoke, smoke_ru
     assert 'mean ± std over 2 seeds' in card.text
     assert yaml.safe_load((staged_smoke / 'train_args.yaml').read_text())['seed'] == 0
     assert json.loads((staged_smoke / 'provenance.json').read_text())['command'].startswith('accelerate launch train.py')
+
+
+def test_card_of_a_single_seed_says_so_and_has_no_spread_column(smoke_runs, tmp_path):
+    folder = export_run(smoke_runs[0], tmp_path / 'csba_squeeze.smoke')
+    text = ModelCard.load(folder / 'README.md').text
+    assert 'Only this seed of the recipe has been trained so far' in text and 'mean ± std' not in text
+    accuracy = json.loads((folder / 'test_metrics.json').read_text())['accuracy']
+    assert f'\n| Test accuracy | {accuracy:.3f} |\n' in text
 
 
 def test_staged_folder_loads_with_local_dir_and_predicts_like_the_run(staged_smoke, smoke_runs):

@@ -120,9 +120,9 @@ def model_card(folder: os.PathLike, repo_name: str) -> str:
     arch, names, cfg = config['architecture'], config['label_names'], config['pretrained_cfg']
     summary, n = seeds['summary'], seeds['num_seeds']
 
-    def mean_std(key):
+    def seeds_cell(key):  # the table's last column, present only with more than one seed
         s = summary[key]
-        return _fmt(s['mean']) + ('' if s['std'] is None else f' ± {s["std"]:.3f}')
+        return f' {_fmt(s["mean"])} ± {s["std"]:.3f} |' if n > 1 else ''
 
     per_class = test['per_class']
     backbone = diag.diagnostics.parameter_sets['backbone'].summary['cosine']
@@ -132,6 +132,9 @@ def model_card(folder: os.PathLike, repo_name: str) -> str:
     if diag.compare is not None and 'backbone' in diag.compare.parameter_sets:
         init = diag.compare.parameter_sets['backbone'].summary['cosine']
         conflict += f'; at initialisation {_fmt(init.mean_off_diagonal)} and {_fmt(init.mean_most_negative_pairs)}'
+    # the card shows the backbone's conflict matrices, which its text describes, and links the other sets' ones
+    pictures = sorted(folder.glob('diagnostics/*.png'))
+    others = [p for p in pictures if p.name.startswith('gcm_') and not p.stem.endswith('_backbone')]
     val_pct, test_pct = round(100 * args['val_fraction']), round(100 * args['test_fraction'])
     in_chans, height, width = cfg['input_size']
     from .hub import registry_repo_id  # here, not at the top: hub imports this module
@@ -153,17 +156,19 @@ def model_card(folder: os.PathLike, repo_name: str) -> str:
         split_percent=f'{100 - val_pct - test_pct}/{val_pct}/{test_pct}',
         seed_phrase=f'{n} seed{"s" if n > 1 else ""}', seed_list=', '.join(str(s['seed']) for s in seeds['seeds']),
         logit_offsets=config.get('logit_offsets'),
-        overall_rows='\n'.join(f'| {label} | {test[key]:.3f} | {mean_std(key)} |' for key, _, label in CARD_METRICS),
+        num_seeds=n,
+        overall_rows='\n'.join(f'| {label} | {test[key]:.3f} |{seeds_cell(key)}' for key, _, label in CARD_METRICS),
         f1_rows='\n'.join(
             f'| {name} | {per_class[name]["support"]} | {per_class[name]["precision"]:.3f} | '
-            f'{per_class[name]["recall"]:.3f} | {per_class[name]["f1"]:.3f} | {mean_std("f1_" + name)} |'
+            f'{per_class[name]["recall"]:.3f} | {per_class[name]["f1"]:.3f} |{seeds_cell("f1_" + name)}'
             for name in names),
         reference_accuracy=REFERENCE_ACCURACY, reference_macro_f1=REFERENCE_MACRO_F1,
         accuracy=f'{test["accuracy"]:.3f}', macro_f1=f'{test["macro_f1"]:.3f}',
         reference_verdict='at or above' if test['accuracy'] >= REFERENCE_ACCURACY else 'below',
         weak_classes=', '.join(f'`{n}`' for n in names if per_class[n]['f1'] < 0.2) or 'none',
         conflict_summary=conflict + '.',
-        pictures='\n'.join(f'![{p.name}](diagnostics/{p.name})' for p in sorted(folder.glob('diagnostics/*.png'))),
+        pictures='\n'.join(f'![{p.name}](diagnostics/{p.name})' for p in pictures if p not in others),
+        other_pictures=', '.join(f'[{p.name}](diagnostics/{p.name})' for p in others),
         command=prov['command'], config_name=Path(args['config']).name, processes=prov['num_processes'],
         device=prov['device'], mixed_precision=prov['mixed_precision'], epochs_run=len(history),
         train_minutes=f'{sum(r["epoch_time_s"] for r in history) / 60:.1f}', git_commit=prov['git_commit'],
