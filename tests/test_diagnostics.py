@@ -230,8 +230,9 @@ def test_run_diagnostics_read_back_from_a_staged_diagnostics_json_unchanged():
     run = RunDiagnostics.from_json(data)
     assert isinstance(run.diagnostics.parameter_sets['backbone'].cosine, torch.Tensor)
     assert run.losses.train_loss == data['losses']['train_loss'] and run.compare_dir == data['compare']['model_dir']
-    written = run.to_json()
-    assert {k: v for k, v in written.items() if v is not None} == data
+    def present(sections):  # files written before the typed result left out the sections now written as null
+        return {key: value for key, value in sections.items() if value is not None}
+    assert present(run.to_json()) == present(data)
 
 
 def test_conflict_vs_f1_and_loss_gaps_by_hand():
