@@ -1,7 +1,7 @@
 """Issue 14's study, read: one CSV row per finished run, the statistics, the plots and REPORT.md.
 
-    python studies/elpv/aggregate.py                     # runs/elpv_study/<recipe>/* -> studies/elpv/
-    python studies/elpv/aggregate.py --runs /data/elpv_study         # the runner's --runs, when not the default
+    python studies/elpv/aggregate.py                           # runs/elpv_study/<recipe>/* -> studies/elpv/
+    python studies/elpv/aggregate.py --runs /data/elpv_study   # the runner's --runs, when not the default
 
 Reads each finished run's args.yaml, test_metrics.json, test_predictions.csv, metrics.jsonl and
 diagnostics/diagnostics.json (a run without diagnostics is left out and listed). Writes results.csv (one row
