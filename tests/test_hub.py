@@ -103,7 +103,7 @@ def test_export_stages_weights_config_card_and_run_record(staged_smoke, smoke_ru
     assert seeds['summary']['accuracy']['std'] == pytest.approx(abs(accuracies[0] - accuracies[1]) / 2 ** 0.5)
     assert 'mean ± std over 2 seeds' in card.text
     assert yaml.safe_load((staged_smoke / 'train_args.yaml').read_text())['seed'] == 0
-    assert json.loads((staged_smoke / 'provenance.json').read_text())['command'].startswith('accelerate launch train.py')
+    assert json.loads((staged_smoke / 'provenance.json').read_text())['command'].startswith('python train.py --config')
 
 
 def test_card_of_a_single_seed_says_so_and_has_no_spread_column(smoke_runs, tmp_path):

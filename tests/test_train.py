@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 import timm_csba  # noqa: F401
 from timm_csba.data import attach_transform, build_dataset, build_transforms
 from timm_csba.metrics import classification_metrics, load_predictions
+from timm_csba.runs import launch_command
 from timm_csba.runtime import native_bf16
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -257,6 +258,19 @@ def test_model_ema_is_what_is_validated_kept_and_resumed(tmp_path):
     shutil.rmtree(resumed / 'checkpoints' / 'epoch_0003')
     _train('--resume', str(resumed), config=None)
     assert all(torch.equal(a, b) for a, b in zip(checkpoint(run, 3)[1].values(), checkpoint(resumed, 3)[1].values()))
+
+
+@pytest.mark.parametrize('environ, processes, device, command', [
+    ({}, 1, 'cpu', 'python train.py'),
+    ({}, 2, 'cuda', 'torchrun --nproc_per_node 2 train.py'),
+    ({'ACCELERATE_MIXED_PRECISION': 'no'}, 1, 'cpu', 'accelerate launch train.py'),
+    ({'ACCELERATE_MIXED_PRECISION': 'bf16'}, 1, 'cuda', 'accelerate launch --mixed_precision bf16 train.py'),
+    ({'ACCELERATE_MIXED_PRECISION': 'no'}, 2, 'cpu',
+     'ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --num_processes 2 train.py'),
+])
+def test_recorded_command_names_the_launcher_that_ran(environ, processes, device, command):
+    # the command a run records (and its model card quotes) is the one that reproduces it, launcher included
+    assert launch_command(processes, device, environ) == command
 
 
 def test_existing_run_is_not_overwritten_and_resume_checks_identity(smoke_run):

@@ -7,6 +7,7 @@
 train.py keeps the story (data, model, loop); the bookkeeping around it lives here.
 """
 import argparse
+import os
 import platform
 import shutil
 import subprocess
@@ -20,9 +21,11 @@ import torch
 import yaml
 
 from .files import replace_dir, write_yaml
+from .runtime import LAUNCHER_PRECISION_ENV
 
 __all__ = [
-    'RunError', 'IDENTITY_KEYS', 'resolve_config', 'run_dir_of', 'prepare_run_dir', 'provenance', 'latest_checkpoint',
+    'RunError', 'IDENTITY_KEYS', 'resolve_config', 'run_dir_of', 'prepare_run_dir', 'provenance', 'launch_command',
+    'latest_checkpoint',
     'TrainState', 'save_checkpoint',
 ]
 
@@ -98,7 +101,7 @@ def provenance(accelerator, source_dir: Path) -> dict:
     except (OSError, subprocess.CalledProcessError):  # not a git checkout (e.g. an unpacked sdist)
         commit, dirty = None, None
     return {
-        'command': 'accelerate launch train.py ' + ' '.join(sys.argv[1:]),
+        'command': launch_command(accelerator.num_processes, accelerator.device.type) + ' ' + ' '.join(sys.argv[1:]),
         'git_commit': commit, 'git_dirty': dirty,
         'num_processes': accelerator.num_processes, 'mixed_precision': accelerator.mixed_precision,
         'threads_per_process': torch.get_num_threads(),
@@ -108,6 +111,20 @@ def provenance(accelerator, source_dir: Path) -> dict:
             'torch', 'torchvision', 'timm', 'accelerate', 'datasets', 'safetensors', 'timm_csba')},
         'started': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
     }
+
+
+def launch_command(num_processes: int, device_type: str, environ=os.environ) -> str:
+    """How train.py was started, as a reader would type it again (the arguments that follow are sys.argv[1:])."""
+    # `accelerate launch` leaves its mixed precision in the environment; torchrun and plain python do not
+    if LAUNCHER_PRECISION_ENV not in environ:
+        return f'torchrun --nproc_per_node {num_processes} train.py' if num_processes > 1 else 'python train.py'
+    launcher = 'accelerate launch'
+    if num_processes > 1:
+        launcher = ('ACCELERATE_USE_CPU=true ' if device_type == 'cpu' else '') + \
+            f'{launcher} --multi_gpu --num_processes {num_processes}'
+    if environ[LAUNCHER_PRECISION_ENV] not in ('', 'no'):
+        launcher += f' --mixed_precision {environ[LAUNCHER_PRECISION_ENV]}'
+    return f'{launcher} train.py'
 
 
 def _installed_version(name: str) -> Optional[str]:
