@@ -101,7 +101,7 @@ def provenance(accelerator, source_dir: Path) -> dict:
     except (OSError, subprocess.CalledProcessError):  # not a git checkout (e.g. an unpacked sdist)
         commit, dirty = None, None
     return {
-        'command': launch_command(accelerator.num_processes, accelerator.device.type) + ' ' + ' '.join(sys.argv[1:]),
+        'command': ' '.join([launch_command(accelerator.num_processes, accelerator.device.type), *sys.argv[1:]]),
         'git_commit': commit, 'git_dirty': dirty,
         'num_processes': accelerator.num_processes, 'mixed_precision': accelerator.mixed_precision,
         'threads_per_process': torch.get_num_threads(),
