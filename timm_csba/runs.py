@@ -15,7 +15,7 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import torch
 import yaml
@@ -25,8 +25,7 @@ from .runtime import LAUNCHER_PRECISION_ENV
 
 __all__ = [
     'RunError', 'IDENTITY_KEYS', 'resolve_config', 'run_dir_of', 'prepare_run_dir', 'provenance', 'launch_command',
-    'latest_checkpoint',
-    'TrainState', 'save_checkpoint',
+    'latest_checkpoint', 'TrainState', 'save_checkpoint',
 ]
 
 # what makes a run the run it is: a resume that changes one of these is refused
@@ -113,7 +112,7 @@ def provenance(accelerator, source_dir: Path) -> dict:
     }
 
 
-def launch_command(num_processes: int, device_type: str, environ=os.environ) -> str:
+def launch_command(num_processes: int, device_type: str, environ: Mapping[str, str] = os.environ) -> str:
     """How train.py was started, as a reader would type it again (the arguments that follow are sys.argv[1:])."""
     # `accelerate launch` leaves its mixed precision in the environment; torchrun and plain python do not
     if LAUNCHER_PRECISION_ENV not in environ:
