@@ -21,7 +21,7 @@ import torch
 import yaml
 
 from .files import replace_dir, write_yaml
-from .runtime import LAUNCHER_PRECISION_ENV
+from .runtime import LAUNCHER_PRECISION_ENV, launcher_precision
 
 __all__ = [
     'RunError', 'IDENTITY_KEYS', 'resolve_config', 'run_dir_of', 'prepare_run_dir', 'provenance', 'launch_command',
@@ -121,8 +121,9 @@ def launch_command(num_processes: int, device_type: str, environ: Mapping[str, s
     if num_processes > 1:
         launcher = ('ACCELERATE_USE_CPU=true ' if device_type == 'cpu' else '') + \
             f'{launcher} --multi_gpu --num_processes {num_processes}'
-    if environ[LAUNCHER_PRECISION_ENV] not in ('', 'no'):
-        launcher += f' --mixed_precision {environ[LAUNCHER_PRECISION_ENV]}'
+    requested = launcher_precision(environ[LAUNCHER_PRECISION_ENV])
+    if requested:
+        launcher += f' --mixed_precision {requested}'
     return f'{launcher} train.py'
 
 

@@ -23,8 +23,8 @@ from typing import Optional, Tuple
 import torch
 
 __all__ = [
-    'PRECISIONS', 'PrecisionError', 'cpu_threads', 'native_bf16', 'resolve_mixed_precision', 'compile_in_place',
-    'compiled_graphs', 'hold_freed_memory',
+    'PRECISIONS', 'PrecisionError', 'cpu_threads', 'native_bf16', 'launcher_precision', 'resolve_mixed_precision',
+    'compile_in_place', 'compiled_graphs', 'hold_freed_memory',
 ]
 
 PRECISIONS = ('auto', 'no', 'bf16', 'fp16')
@@ -54,16 +54,21 @@ def native_bf16(device: torch.device) -> bool:
     return False
 
 
+def launcher_precision(launcher: Optional[str]) -> Optional[str]:
+    """The precision `accelerate launch --mixed_precision` asked for (bf16, fp16), or None: the launcher writes 'no'
+    when it was not asked for anything, so that is no request."""
+    return launcher if launcher not in (None, '', 'no') else None
+
+
 def resolve_mixed_precision(requested: str, device: torch.device, launcher: Optional[str] = None) -> Tuple[str, str]:
     """Return (accelerate mixed_precision, why) for a `--mixed-precision` value on this device.
 
-    `launcher` is what `accelerate launch --mixed_precision` put in the environment (None: read it). The launcher
-    writes 'no' when it was not asked for anything, so only bf16 / fp16 from it count as a request.
+    `launcher` is what `accelerate launch --mixed_precision` put in the environment (None: read it); only bf16 /
+    fp16 from it count as a request (`launcher_precision`).
     """
     if requested not in PRECISIONS:
         raise PrecisionError(f'--mixed-precision {requested!r} is not one of {", ".join(PRECISIONS)}.')
-    launcher = os.environ.get(LAUNCHER_PRECISION_ENV) if launcher is None else launcher
-    launched = launcher if launcher not in (None, '', 'no') else None
+    launched = launcher_precision(os.environ.get(LAUNCHER_PRECISION_ENV) if launcher is None else launcher)
     if requested == 'auto':
         if launched:
             return launched, f'{launched}, from accelerate launch --mixed_precision'
