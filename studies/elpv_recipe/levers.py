@@ -3,6 +3,7 @@ compare on validation only.
 
     python studies/elpv_recipe/levers.py run sqrt_sampler balanced_sampler     # two runs side by side, 1 thread each
     python studies/elpv_recipe/levers.py run balanced_sampler+ema              # levers combine with '+'
+    python studies/elpv_recipe/levers.py run hub+img_96+epochs_150+seed_0      # on the published recipe instead
     python studies/elpv_recipe/levers.py summary                               # table of best validation epochs
 
 Runs land in runs/elpv_levers/<name>; a run that was killed is resumed, a finished one skipped. Model
@@ -18,6 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / 'runs' / 'elpv_levers'
+# the config a run starts from: base.yaml, or another one named by the run's first component ('hub+...')
+BASES = {'hub': ROOT / 'configs' / 'elpv_hub.yaml'}
 CONFIG = Path(__file__).resolve().parent / 'base.yaml'
 
 # lever -> train.py flags on top of base.yaml (30 epochs, 224 px, sqrt_inverse class weights, seed 42)
@@ -33,27 +36,39 @@ LEVERS = {
     'img_300': ['--img-size', '300'],
     'img_160': ['--img-size', '160'],
     'img_128': ['--img-size', '128'],
+    'img_112': ['--img-size', '112'],
+    'img_96': ['--img-size', '96'],
+    'epochs_120': ['--epochs', '120'],
+    'epochs_180': ['--epochs', '180'],
+    'no_dropout': ['--drop-rate', '0'],
     'batch_16': ['--batch-size', '16', '--lr', '0.0014'],
     'inverse_weights': ['--class-weights', 'inverse'],
     'ema': ['--model-ema'],
     'ordinal': ['--loss', 'ordinal'],
     'mixup': ['--mixup', '0.2', '--cutmix', '1.0'],
     'seed_1': ['--seed', '1'],  # the same recipe at another training seed: how much of a difference is noise
+    'seed_0': ['--seed', '0'],  # with seed_1: the training seeds of the published weights' runs, paired with them
 }
 POST_HOC = ['--logit-offsets', 'fit']
 
 
+def split_base(name: str) -> tuple:
+    """(config, levers) of a run name: 'hub+img_96+seed_0' starts from configs/elpv_hub.yaml, 'ema' from base.yaml."""
+    first, *rest = name.split('+')
+    return (BASES[first], rest) if first in BASES else (CONFIG, [first, *rest])
+
+
 def flags(name: str) -> list:
     """train.py flags of a lever or of levers joined by '+' (later flags win, as on train.py's command line)."""
-    return [flag for lever in name.split('+') for flag in LEVERS[lever]] + POST_HOC
+    return [flag for lever in split_base(name)[1] for flag in LEVERS[lever]] + POST_HOC
 
 
 def command(lever: str) -> list:
     run = RUNS / lever
     if (run / 'checkpoints').is_dir() and any((run / 'checkpoints').glob('epoch_*')):
         return [sys.executable, str(ROOT / 'train.py'), '--resume', str(run), '--threads', '1']
-    return [sys.executable, str(ROOT / 'train.py'), '--config', str(CONFIG), '--output-dir', str(run), '--overwrite',
-            '--threads', '1', *flags(lever)]
+    return [sys.executable, str(ROOT / 'train.py'), '--config', str(split_base(lever)[0]), '--output-dir', str(run),
+            '--overwrite', '--threads', '1', *flags(lever)]
 
 
 def run(levers: list) -> None:
@@ -89,9 +104,10 @@ def summary() -> None:
 if __name__ == '__main__':
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('action', choices=('run', 'summary'))
-    parser.add_argument('levers', nargs='*', help=f'levers to run: {", ".join(LEVERS)}')
+    parser.add_argument('levers', nargs='*', help=f'levers to run: {", ".join(LEVERS)}; a first component '
+                                                  f'{" or ".join(BASES)} starts from that config')
     args = parser.parse_args()
-    unknown = sorted({lever for name in args.levers for lever in name.split('+')} - set(LEVERS))
+    unknown = sorted({lever for name in args.levers for lever in split_base(name)[1]} - set(LEVERS))
     if unknown:
         sys.exit(f'error: unknown lever(s) {", ".join(unknown)}; choose from {", ".join(LEVERS)}')
     if args.action == 'run':
