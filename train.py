@@ -27,7 +27,6 @@ import yaml
 from accelerate import Accelerator, PartialState
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, parse_flag_from_env, set_seed
 from timm.data import Mixup, resolve_data_config
-from timm.models import get_pretrained_cfg_value
 from timm.optim import create_optimizer_v2, list_optimizers
 from timm.scheduler import create_scheduler_v2
 from timm.utils import ModelEmaV3
@@ -40,7 +39,7 @@ from timm_csba.data import (SAMPLERS, ClassAwareSampler, DatasetError, add_datas
                             default_num_workers)
 from timm_csba.diagnostics import analyze
 from timm_csba.files import atomic_path, write_json, write_text
-from timm_csba.hub import load_pretrained, save_pretrained
+from timm_csba.hub import load_pretrained, pretrained_num_classes, save_pretrained
 from timm_csba.losses import LOSSES, SOFT_TARGET_LOSSES, create_loss_from_config
 from timm_csba.metrics import METRICS, classification_metrics, save_confusion_matrix, save_predictions
 from timm_csba.runs import (RunError, TrainState, latest_checkpoint, prepare_run_dir, provenance, resolve_config,
@@ -202,13 +201,13 @@ if ':' not in args.model and not timm.is_model(args.model):
 model_kwargs = dict(num_classes=len(label_names), in_chans=args.in_chans)
 if args.drop_rate is not None:
     model_kwargs['drop_rate'] = args.drop_rate
-if args.pretrained:
-    pretrained_classes = get_pretrained_cfg_value(args.model, 'num_classes')
-    if pretrained_classes != len(label_names) and not args.reset_classifier:
-        sys.exit(f'error: the pretrained weights of {args.model} have {pretrained_classes} classes, the dataset has '
-                 f'{len(label_names)}. Pass --reset-classifier to load everything but the classifier, which '
-                 f'timm then re-creates for {len(label_names)} classes (model.reset_classifier).')
 try:
+    if args.pretrained:
+        pretrained_classes = pretrained_num_classes(args.model)
+        if pretrained_classes != len(label_names) and not args.reset_classifier:
+            sys.exit(f'error: the pretrained weights of {args.model} have {pretrained_classes} classes, the dataset '
+                     f'has {len(label_names)}. Pass --reset-classifier to load everything but the classifier, which '
+                     f'timm then re-creates for {len(label_names)} classes (model.reset_classifier).')
     model = load_pretrained(args.model, **model_kwargs) if args.pretrained else \
         timm.create_model(args.model, **model_kwargs)
 except (RuntimeError, ValueError) as e:

@@ -153,6 +153,7 @@ def test_launcher_that_splits_processes_is_refused(tmp_path):
     (['--dataset', 'elvp'], "Unknown dataset 'elvp'"),
     (['--model', 'csba_squeeze_shared', '--pretrained'], 'No pretrained weights exist for csba_squeeze_shared'),
     (['--model', 'resnet18', '--pretrained'], 'have 1000 classes, the dataset has 4. Pass --reset-classifier'),
+    (['--model', 'local-dir:no/such/run', '--pretrained'], 'A local-dir: source is a folder with config.json'),
     (['--monitor', 'auc'], "argument --monitor: invalid choice: 'auc'"),
     (['--opt', 'adamm'], "argument --opt: invalid choice: 'adamm'"),
     (['--mixed-precision', 'fp16'], 'fp16 on this CPU runs emulated'),
@@ -166,6 +167,24 @@ def test_launcher_that_splits_processes_is_refused(tmp_path):
 def test_bad_input_gets_one_clear_error(tmp_path, capsys, args, message):
     code, stderr = _train_here(capsys, '--output-dir', str(tmp_path / 'r'), *args)
     assert code != 0 and message in stderr
+
+
+def test_fine_tune_from_a_run_folder_loads_its_weights(smoke_run, tmp_path, capsys):
+    """`--model local-dir:RUN/best --pretrained` starts from that run's weights (a second phase at another size,
+    as timm fine-tunes an hf-hub: source); a dataset with another class count is refused, not silently re-headed."""
+    source = f'local-dir:{smoke_run / "best"}'
+    code, stderr = _train_here(capsys, '--output-dir', str(tmp_path / 'binary'), '--model', source, '--pretrained',
+                               '--dataset-options', '{labels: binary}')
+    assert code != 0 and 'have 4 classes, the dataset has 2. Pass --reset-classifier' in stderr
+
+    # at learning rate 0 the optimizer moves nothing, so every conv weight is still the source's
+    code, stderr = _train_here(capsys, '--output-dir', str(tmp_path / 'ft'), '--model', source, '--pretrained',
+                               '--img-size', '48', '--epochs', '1', '--lr', '0', '--limit-train', '16')
+    assert code == 0, stderr
+    before, after = load_file(smoke_run / 'best' / 'model.safetensors'), load_file(tmp_path / 'ft' / 'best' /
+                                                                                    'model.safetensors')
+    convs = [k for k in before if k.endswith('conv.weight') or 'expand' in k]
+    assert convs and all(torch.equal(before[k], after[k]) for k in convs)
 
 
 def test_small_folder_with_a_truncated_image(tmp_path):

@@ -15,6 +15,7 @@ confusion_matrix.png and diagnostics/. `push` uploads the folder with huggingfac
 `push_to_hf_hub` re-saves a live model and writes its own card, so it fits models, not staged folders).
 """
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -32,14 +33,15 @@ from huggingface_hub import try_to_load_from_cache
 from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
-from timm.models._hub import save_config_for_hf
+from timm.models import get_pretrained_cfg_value, load_model_config_from_hf, parse_model_name
+from timm.models._hub import load_model_config_from_path, save_config_for_hf
 
 from .files import file_sha256, replace_dir
 from .model_card import CARD_METRICS, model_card
 from .models.csba_squeeze import HF_HUB_ORG
 
 __all__ = ['save_pretrained', 'export_run', 'validate_staged', 'registry_repo_id', 'push', 'seed_cache',
-           'load_pretrained', 'check_cached_weights', 'HubError']
+           'load_pretrained', 'pretrained_num_classes', 'check_cached_weights', 'HubError']
 
 # files a finished train.py run must hold to be exported, and where each lands in the staged folder
 RUN_FILES = {
@@ -335,18 +337,15 @@ def check_cached_weights(repo: str) -> bool:
     return True
 
 
-def load_pretrained(name: str, **kwargs) -> torch.nn.Module:
-    """`timm.create_model(name, pretrained=True, **kwargs)` with the cached weights checked and the ways a load
-    from the Hub fails (offline without a cached copy, no such repo, an unreadable file) as one-line HubErrors."""
-    repo = _hub_repo(name, **kwargs)
-    checked = repo is not None and check_cached_weights(repo)
+@contextlib.contextmanager
+def _source_errors(name: str, repo: Optional[str], where: Optional[str] = None):
+    """The ways reading a model from the Hub or a folder fails, each as one HubError line that names the fix."""
     try:
-        model = timm.create_model(name, pretrained=True, **kwargs)
+        yield
     except SafetensorError as e:
-        where = kwargs.get('pretrained_cfg_overlay', {}).get('file') or repo or name
-        raise HubError(f'the pretrained weights of {name} ({where}) are not a readable safetensors file ({e}): the '
-                       f'file is truncated or corrupt. Delete it (for a Hub download, its folder in the HF cache) '
-                       f'and load again.') from None
+        raise HubError(f'the pretrained weights of {name} ({where or repo or name}) are not a readable safetensors '
+                       f'file ({e}): the file is truncated or corrupt. Delete it (for a Hub download, its folder in '
+                       f'the HF cache) and load again.') from None
     except LocalEntryNotFoundError:
         raise HubError(f'the weights of {name} ({repo}) are not in the Hugging Face cache and the Hub cannot be '
                        f'reached (HF_HUB_OFFLINE=1 or no network). Download them once online, or seed the cache '
@@ -355,9 +354,32 @@ def load_pretrained(name: str, **kwargs) -> torch.nn.Module:
         raise HubError(f'the Hub has no repo {repo} (not published yet, or private without a token). From a '
                        f'timm_csba checkout, python -m timm_csba.hub seed-cache hub/ puts the staged weights in the '
                        f'local cache.') from None
+    except FileNotFoundError as e:
+        raise HubError(f'{name}: {e}. A local-dir: source is a folder with config.json and model.safetensors (a '
+                       f'run\'s best/, or a folder staged by python -m timm_csba.hub export).') from None
+
+
+def load_pretrained(name: str, **kwargs) -> torch.nn.Module:
+    """`timm.create_model(name, pretrained=True, **kwargs)` with the cached weights checked and the ways a load
+    fails (offline without a cached copy, no such repo or folder, an unreadable file) as one-line HubErrors."""
+    repo = _hub_repo(name, **kwargs)
+    checked = repo is not None and check_cached_weights(repo)
+    with _source_errors(name, repo, where=kwargs.get('pretrained_cfg_overlay', {}).get('file')):
+        model = timm.create_model(name, pretrained=True, **kwargs)
     if repo is not None and not checked:
         check_cached_weights(repo)  # just downloaded
     return model
+
+
+def pretrained_num_classes(name: str) -> Optional[int]:
+    """The class count of the weights `load_pretrained(name)` loads: the registry's pretrained cfg of a timm name,
+    or the config.json of an hf-hub: or local-dir: source (read without the weights)."""
+    source, model_id = parse_model_name(name)
+    if source is None:
+        return get_pretrained_cfg_value(name, 'num_classes')
+    with _source_errors(name, repo=model_id if source == 'hf-hub' else None):
+        read_config = load_model_config_from_hf if source == 'hf-hub' else load_model_config_from_path
+        return read_config(model_id)[0].get('num_classes')
 
 
 # ---------------------------------------------------------------------------------------------------------
