@@ -4,6 +4,7 @@ compare on validation only.
     python studies/elpv_recipe/levers.py run sqrt_sampler balanced_sampler     # two runs side by side, 1 thread each
     python studies/elpv_recipe/levers.py run balanced_sampler+ema              # levers combine with '+'
     python studies/elpv_recipe/levers.py run hub+img_96+epochs_150+seed_0      # on the published recipe instead
+    python studies/elpv_recipe/levers.py run hub+img_96+epochs_150+seed_0+then_224   # a final phase of that run
     python studies/elpv_recipe/levers.py summary                               # table of best validation epochs
 
 Runs land in runs/elpv_levers/<name>; a run that was killed is resumed, a finished one skipped. Model
@@ -48,6 +49,12 @@ LEVERS = {
     'mixup': ['--mixup', '0.2', '--cutmix', '1.0'],
     'seed_1': ['--seed', '1'],  # the same recipe at another training seed: how much of a difference is noise
     'seed_0': ['--seed', '0'],  # with seed_1: the training seeds of the published weights' runs, paired with them
+    'sum': ['--model', 'csba_squeeze_sum'],
+}
+# a final phase: the run named before it, fine-tuned from its best checkpoint at a larger size with a short
+# cosine from a tenth of the peak learning rate (the cells' thin cracks are a few pixels wide at 300 px)
+PHASES = {
+    'then_224': ['--img-size', '224', '--epochs', '10', '--lr', '0.0002', '--warmup-epochs', '0'],
 }
 POST_HOC = ['--logit-offsets', 'fit']
 
@@ -58,9 +65,24 @@ def split_base(name: str) -> tuple:
     return (BASES[first], rest) if first in BASES else (CONFIG, [first, *rest])
 
 
+def phase_source(name: str) -> str:
+    """The run a final phase starts from: the name up to its last phase ('' when it has none)."""
+    parts = name.split('+')
+    last = max((i for i, part in enumerate(parts) if part in PHASES), default=None)
+    return '' if last is None else '+'.join(parts[:last])
+
+
 def flags(name: str) -> list:
-    """train.py flags of a lever or of levers joined by '+' (later flags win, as on train.py's command line)."""
-    return [flag for lever in split_base(name)[1] for flag in LEVERS[lever]] + POST_HOC
+    """train.py flags of a lever or of levers joined by '+' (later flags win, as on train.py's command line); a
+    phase adds the best checkpoint of the run named before it as pretrained weights."""
+    parts, out = name.split('+'), []
+    for i, part in enumerate(parts):
+        if part in PHASES:
+            source = (RUNS / '+'.join(parts[:i]) / 'best').relative_to(ROOT)
+            out += ['--model', f'local-dir:{source}', '--pretrained', *PHASES[part]]
+        elif not (i == 0 and part in BASES):
+            out += LEVERS[part]
+    return out + POST_HOC
 
 
 def command(lever: str) -> list:
@@ -78,6 +100,10 @@ def run(levers: list) -> None:
     for lever in levers:
         if (RUNS / lever / 'test_metrics.json').exists():
             print(f'{lever}: finished, skipped')
+            continue
+        source = phase_source(lever)
+        if source and not (RUNS / source / 'test_metrics.json').exists():
+            print(f'{lever}: its source run {source} has not finished; run it first')
             continue
         log = open(RUNS / f'{lever}.log', 'a')
         procs.append((lever, subprocess.Popen(command(lever), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)))
@@ -106,11 +132,12 @@ if __name__ == '__main__':
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('action', choices=('run', 'summary'))
     parser.add_argument('levers', nargs='*', help=f'levers to run: {", ".join(LEVERS)}; a first component '
-                                                  f'{" or ".join(BASES)} starts from that config')
+                                                  f'{" or ".join(BASES)} starts from that config; a phase '
+                                                  f'({", ".join(PHASES)}) continues the run named before it')
     args = parser.parse_args()
-    unknown = sorted({lever for name in args.levers for lever in split_base(name)[1]} - set(LEVERS))
+    unknown = sorted({lever for name in args.levers for lever in split_base(name)[1]} - set(LEVERS) - set(PHASES))
     if unknown:
-        sys.exit(f'error: unknown lever(s) {", ".join(unknown)}; choose from {", ".join(LEVERS)}')
+        sys.exit(f'error: unknown lever(s) {", ".join(unknown)}; choose from {", ".join([*LEVERS, *PHASES])}')
     if args.action == 'run':
         run(args.levers)
     else:
