@@ -123,3 +123,22 @@ def test_conflict_vs_f1_pools_grades_and_runs():
     # swap the F1 of the 2nd and 3rd most conflicted grades: d = 1 twice, rho = 1 - 6 * 2 / (8 * (64 - 1))
     rows[1]['f1_functional'], rows[0]['f1_possibly_defective'] = 0.4, 0.3
     assert study_aggregate.conflict_vs_f1(pd.DataFrame(rows))['rho'] == pytest.approx(1 - 12 / 504)
+
+
+def test_conflict_vs_f1_within_grade_removes_the_grades_own_differences():
+    # grades ordered one way (a grade with more conflict has a higher F1), runs the other: within every grade the
+    # run with more conflict (cosine 1/16 below the grade's mean) has the lower F1 (by 1/64); binary fractions, so
+    # the centred values tie exactly
+    rows = []
+    for seed, shift in enumerate((-1 / 16, 1 / 16)):
+        row = {'recipe': 'x', 'arm': 'csba', 'seed': seed}
+        for i, grade in enumerate(study_aggregate.GRADES):
+            row[f'conflict_{grade}_trained'] = -0.25 * i + shift
+            row[f'f1_{grade}'] = 0.25 * i + shift / 4
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    # pooled, by rank: grade 3's runs hold conflict ranks 1, 2 and F1 ranks 7, 8, ... so d = -6, -6, -2, -2, 2, 2, 6, 6
+    assert study_aggregate.conflict_vs_f1(table)['rho'] == pytest.approx(1 - 6 * 160 / (8 * 63))
+    within = study_aggregate.conflict_vs_f1(table, within_grade=True)
+    # centred: (-1/16, -1/64) and (+1/16, +1/64) for each of the 4 grades, two tied groups of 4: rho = 1
+    assert within['n'] == 8 and within['rho'] == pytest.approx(1.0)
