@@ -139,8 +139,8 @@ def compare_arms(table: pd.DataFrame, runs: Path, a: str, b: str, recipe: str, r
 
 def conflict_vs_f1(table: pd.DataFrame, when: str = 'trained', within_grade: bool = False) -> Dict[str, Any]:
     """Spearman between a grade's backbone conflict (its mean cosine with the other grades) and its F1, pooled
-    over runs and grades (each run contributes its four grades). Pooled, the grades' own differences dominate
-    (the majority grade has both the most negative cosine and the best F1); `within_grade` first subtracts each
+    over runs and grades (each run contributes its four grades). Pooled, the grades' own differences can dominate
+    (on ELPV the majority grade has both the most negative cosine and the best F1); `within_grade` subtracts each
     grade's mean over the runs from both, asking whether a grade does worse in the runs where it conflicts more."""
     conflict = table[[f'conflict_{grade}_{when}' for grade in GRADES]].to_numpy(dtype=float)
     f1 = table[[f'f1_{grade}' for grade in GRADES]].to_numpy(dtype=float)
