@@ -377,7 +377,7 @@ def pretrained_num_classes(name: str) -> Optional[int]:
     source, model_id = parse_model_name(name)
     if source is None:
         return get_pretrained_cfg_value(name, 'num_classes')
-    with _source_errors(name, repo=model_id if source == 'hf-hub' else None):
+    with _source_errors(name, _hub_repo(name)):
         read_config = load_model_config_from_hf if source == 'hf-hub' else load_model_config_from_path
         return read_config(model_id)[0].get('num_classes')
 

@@ -87,11 +87,11 @@ def flags(name: str) -> list:
 
 def command(lever: str) -> list:
     # paths relative to the repository root (the runs' cwd), so a run's recorded command is one a fresh clone runs
-    run = (RUNS / lever).relative_to(ROOT)
-    if (ROOT / run / 'checkpoints').is_dir() and any((ROOT / run / 'checkpoints').glob('epoch_*')):
-        return [sys.executable, 'train.py', '--resume', str(run), '--threads', '1']
+    run = RUNS / lever
+    if any((run / 'checkpoints').glob('epoch_*')):
+        return [sys.executable, 'train.py', '--resume', str(run.relative_to(ROOT)), '--threads', '1']
     return [sys.executable, 'train.py', '--config', str(split_base(lever)[0].relative_to(ROOT)), '--output-dir',
-            str(run), '--overwrite', '--threads', '1', *flags(lever)]
+            str(run.relative_to(ROOT)), '--overwrite', '--threads', '1', *flags(lever)]
 
 
 def run(levers: list) -> None:
