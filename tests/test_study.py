@@ -1,5 +1,6 @@
 """Issue 14's study machinery on a two-seed, two-architecture smoke grid: the runner skips and resumes, the
-aggregator writes its CSV, report and plots, and the statistics agree with values computed by hand."""
+aggregator writes its CSV, report and plots, the statistics agree with values computed by hand, and a model
+card quotes its run's row of the report."""
 import json
 import math
 import shutil
@@ -9,12 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from huggingface_hub import ModelCard
 from sklearn.metrics import f1_score
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from studies.elpv import aggregate as study_aggregate  # noqa: E402
 from studies.elpv import run as study_run  # noqa: E402
+from timm_csba.hub import HubError, export_run  # noqa: E402
 from timm_csba.stats import bootstrap_macro_f1_difference, macro_f1, mean_std, paired_seed_test  # noqa: E402
 
 ARMS, SEEDS = ['csba', 'sum'], [0, 1]
@@ -77,6 +80,24 @@ def test_aggregate_writes_one_row_per_run_the_report_and_plots(grid, tmp_path):
     assert {p.name for p in (tmp_path / 'plots').iterdir()} == {'f1_by_arm.png', 'conflict_init_vs_trained.png',
                                                                  'conflict_vs_f1.png'}
     assert len(table) == 4
+
+
+def test_the_model_card_quotes_the_runs_row_of_the_study_report(grid, tmp_path):
+    """`python -m timm_csba.hub export RUN --study results.csv`: the card gives the run's arm as the report does."""
+    study = tmp_path / 'study'
+    study_aggregate.aggregate(grid, ['smoke'], study, resamples=20)
+    staged = export_run(grid / 'smoke' / 'csba.s0', tmp_path / 'csba_squeeze.smoke', study=study / 'results.csv')
+    text = ModelCard.load(staged / 'README.md').text
+    assert '## In the ELPV study' in text and f'`{study / "REPORT.md"}`' in text and 'seeds 0, 1)' in text
+    card_row = next(line for line in text.splitlines() if line.startswith('| 2 |'))
+    # the report's row is arm | seeds | the card's columns | magnitude init -> trained
+    assert f'| csba {card_row}' in (study / 'REPORT.md').read_text()
+
+    sum_only = tmp_path / 'sum_only.csv'
+    sum_only.write_text(''.join(line for line in (study / 'results.csv').open() if ',csba,' not in line))
+    with pytest.raises(HubError, match='no row for smoke/csba.s0.*aggregate.py'):
+        export_run(grid / 'smoke' / 'csba.s0', tmp_path / 'out', study=sum_only)
+    assert not (tmp_path / 'out').exists()
 
 
 def test_paired_seed_test_by_hand():

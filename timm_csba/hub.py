@@ -1,7 +1,7 @@
 """Hugging Face Hub: stage a training run as a Hub repo, publish it, and seed the HF cache for offline use.
 
-    python -m timm_csba.hub export runs/elpv_hub/csba_squeeze.s0 --to hub/csba_squeeze.elpv \\
-        --seeds runs/elpv_hub/csba_squeeze.s1 runs/elpv_hub/csba_squeeze.s2
+    python -m timm_csba.hub export runs/elpv_study/hub96/csba.s0 --to hub/csba_squeeze.elpv \\
+        --seeds runs/elpv_study/hub96/csba.s1 runs/elpv_study/hub96/csba.s2 --study studies/elpv/results.csv
     python -m timm_csba.hub push hub/csba_squeeze.elpv --repo-id timm-csba/csba_squeeze.elpv --dry-run
     python -m timm_csba.hub seed-cache hub/        # then HF_HUB_OFFLINE=1 timm.create_model(..., pretrained=True)
 
@@ -11,11 +11,13 @@ cached file checked against its checksum and Hub failures in one line.
 A staged folder is exactly what is uploaded: model.safetensors and config.json in timm's format (so
 `timm.create_model('hf-hub:ORG/NAME')` and `'local-dir:FOLDER'` load it), the model card README.md, and the
 run's record: train_args.yaml, provenance.json, test_metrics.json, seeds.json, metrics.jsonl,
-confusion_matrix.png and diagnostics/. `push` uploads the folder with huggingface_hub (timm's own
-`push_to_hf_hub` re-saves a live model and writes its own card, so it fits models, not staged folders).
+confusion_matrix.png and diagnostics/, and study.json when the run belongs to a study (`--study`). `push`
+uploads the folder with huggingface_hub (timm's own `push_to_hf_hub` re-saves a live model and writes its own
+card, so it fits models, not staged folders).
 """
 import argparse
 import contextlib
+import csv
 import hashlib
 import json
 import os
@@ -126,13 +128,39 @@ def _seed_summary(runs: Sequence[Path], label_names: Sequence[str]) -> Dict[str,
     return {'num_seeds': len(per_seed), 'seeds': per_seed, 'summary': summary}
 
 
+def _study_summary(results_csv: Path, run: Path, seed: int, label_names: Sequence[str]) -> Dict[str, Any]:
+    """The run's architecture row in a study's results.csv, as the study's report gives it: mean and sample std
+    over the arm's seeds. Rows are named as studies/elpv/aggregate.py names them: recipe = the run folder's
+    parent, arm = its name without `.s<seed>`."""
+    if not results_csv.is_file():
+        raise HubError(f'--study {results_csv} does not exist. Pass the results.csv that `python '
+                       f'studies/elpv/aggregate.py` writes, or drop --study.')
+    recipe, arm = run.parent.name, run.name.rsplit('.s', 1)[0]
+    with results_csv.open(newline='') as f:
+        rows = [r for r in csv.DictReader(f) if r.get('recipe') == recipe and r.get('arm') == arm]
+    if not any(int(r['seed']) == seed for r in rows):
+        raise HubError(f'{results_csv} has no row for {recipe}/{run.name} (recipe {recipe}, arm {arm}, seed {seed}). '
+                       f'Rerun `python studies/elpv/aggregate.py` once the run is diagnosed, or drop --study.')
+    keys = ['accuracy', 'balanced_accuracy', 'macro_f1', *(f'f1_{n}' for n in label_names),
+            'backbone_cosine_init', 'backbone_cosine_trained']
+    summary = {}
+    for key in keys:
+        values = [float(r[key]) for r in rows]
+        summary[key] = {'mean': statistics.fmean(values),
+                        'std': statistics.stdev(values) if len(values) > 1 else None}
+    return {'results': results_csv.as_posix(), 'report': results_csv.with_name('REPORT.md').as_posix(),
+            'recipe': recipe, 'arm': arm, 'seeds': sorted(int(r['seed']) for r in rows), 'summary': summary}
+
+
 def export_run(run_dir: os.PathLike, to: os.PathLike, seed_runs: Sequence[os.PathLike] = (),
-               diagnostics_dir: Optional[os.PathLike] = None) -> Path:
+               diagnostics_dir: Optional[os.PathLike] = None, study: Optional[os.PathLike] = None) -> Path:
     """Stage the run's best checkpoint as a Hub repo in `to` (atomically), with its model card.
 
     `seed_runs` are the same recipe with other seeds: their test metrics give the card's mean and std; the
     weights are those of `run_dir`. Diagnostics come from `diagnostics_dir` (default RUN/diagnostics, as
     written by `python -m timm_csba.diagnose --model-dir RUN/best --compare init --out RUN/diagnostics`).
+    `study` is a study's results.csv holding the run (studies/elpv/results.csv): the card then quotes the
+    architecture's row of that study (study.json) and names its report.
     """
     run, to = Path(run_dir), Path(to)
     args = _check_run(run)
@@ -161,6 +189,9 @@ def export_run(run_dir: os.PathLike, to: os.PathLike, seed_runs: Sequence[os.Pat
         config = json.loads((tmp / 'config.json').read_text())
         seeds = _seed_summary(runs, config['label_names'])
         (tmp / 'seeds.json').write_text(json.dumps(seeds, indent=2) + '\n')
+        if study is not None:
+            row = _study_summary(Path(study), run, args['seed'], config['label_names'])
+            (tmp / 'study.json').write_text(json.dumps(row, indent=2) + '\n')
         (tmp / 'README.md').write_text(model_card(tmp, repo_name=to.name))
         validate_staged(tmp)
     except BaseException:
@@ -455,6 +486,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     p.add_argument('--to', required=True, help='the staged folder, hub/<arch>.<tag>')
     p.add_argument('--seeds', nargs='*', default=[], help='other-seed runs of the same recipe (for mean and std)')
     p.add_argument('--diagnostics', help='diagnostics folder (default: RUN/diagnostics)')
+    p.add_argument('--study', help='a study\'s results.csv that holds the run (studies/elpv/results.csv): the card '
+                                   'quotes the architecture\'s row')
     p = commands.add_parser('push', help='upload a staged folder to the Hub')
     p.add_argument('folder', help='the staged folder, hub/<arch>.<tag>')
     p.add_argument('--repo-id', help='ORG/NAME (default: the hf_hub_id timm\'s registry gives the folder\'s tag)')
@@ -475,7 +508,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parser.parse_args(argv)
     try:
         if args.command == 'export':
-            folder = export_run(args.run_dir, args.to, args.seeds, args.diagnostics)
+            folder = export_run(args.run_dir, args.to, args.seeds, args.diagnostics, args.study)
             print(f'staged {folder}')
         elif args.command == 'push':
             registered = registry_repo_id(args.folder)

@@ -1,9 +1,10 @@
 """The model card (README.md) of a staged Hub folder, laid out as timm's own Hub cards are.
 
 `model_card(folder, repo_name)` reads what export already put in the folder (config.json, test_metrics.json,
-seeds.json, provenance.json, train_args.yaml, diagnostics/) and renders `model_card_template.md` with
-`huggingface_hub.ModelCard.from_template`. The front matter carries the test metrics as model-index results
-(macro-F1 marked as macro, the fixed split in dataset_args) and no `datasets:` id, since ELPV is not a Hub dataset.
+seeds.json, provenance.json, train_args.yaml, diagnostics/, study.json if any) and renders
+`model_card_template.md` with `huggingface_hub.ModelCard.from_template`. The front matter carries the test
+metrics as model-index results (macro-F1 marked as macro, the fixed split in dataset_args) and no `datasets:`
+id, since ELPV is not a Hub dataset.
 """
 import json
 import os
@@ -79,6 +80,20 @@ def _fmt(value: Optional[float]) -> str:
     return '—' if value is None else f'{value:.3f}'
 
 
+def _mean_std(stats: Dict[str, Optional[float]]) -> str:
+    return _fmt(stats['mean']) + (f' ± {stats["std"]:.3f}' if stats['std'] is not None else '')
+
+
+def _study_table(study: Dict[str, Any], label_names) -> Dict[str, Any]:
+    """Header and row of the card's study table, the columns of the study report's per-arm table."""
+    s = study['summary']
+    header = ['seeds', 'accuracy', 'macro-F1', *(f'F1 {n}' for n in label_names), 'backbone cosine init → trained']
+    row = [str(len(study['seeds'])), _mean_std(s['accuracy']), _mean_std(s['macro_f1']),
+           *(_mean_std(s[f'f1_{n}']) for n in label_names),
+           f'{_mean_std(s["backbone_cosine_init"])} → {_mean_std(s["backbone_cosine_trained"])}']
+    return {'study_header': header, 'study_row': row}
+
+
 def _card_data(config: Dict[str, Any], test: Dict[str, Any], args: Dict[str, Any], repo_name: str):
     from huggingface_hub import EvalResult, ModelCardData
     split = {key: args[key] for key in ('split_seed', 'val_fraction', 'test_fraction')}
@@ -117,6 +132,7 @@ def model_card(folder: os.PathLike, repo_name: str) -> str:
     args = yaml.safe_load((folder / 'train_args.yaml').read_text())
     diag = RunDiagnostics.from_json(json.loads((folder / 'diagnostics' / 'diagnostics.json').read_text()))
     history = [json.loads(line) for line in (folder / 'metrics.jsonl').read_text().splitlines()]
+    study = json.loads((folder / 'study.json').read_text()) if (folder / 'study.json').exists() else None
     arch, names, cfg = config['architecture'], config['label_names'], config['pretrained_cfg']
     summary, n = seeds['summary'], seeds['num_seeds']
 
@@ -166,6 +182,7 @@ def model_card(folder: os.PathLike, repo_name: str) -> str:
         accuracy=f'{test["accuracy"]:.3f}', macro_f1=f'{test["macro_f1"]:.3f}',
         reference_verdict='at or above' if test['accuracy'] >= REFERENCE_ACCURACY else 'below',
         weak_classes=', '.join(f'`{n}`' for n in names if per_class[n]['f1'] < 0.2) or 'none',
+        study=study, **(_study_table(study, names) if study else {}),
         conflict_summary=conflict + '.',
         pictures='\n'.join(f'![{p.name}](diagnostics/{p.name})' for p in pictures if p not in others),
         other_pictures=', '.join(f'[{p.name}](diagnostics/{p.name})' for p in others),
