@@ -43,7 +43,7 @@ from timm_csba.hub import load_pretrained, pretrained_num_classes, save_pretrain
 from timm_csba.losses import LOSSES, SOFT_TARGET_LOSSES, create_loss_from_config
 from timm_csba.metrics import METRICS, classification_metrics, save_confusion_matrix, save_predictions
 from timm_csba.runs import (RunError, TrainState, latest_checkpoint, prepare_run_dir, provenance, resolve_config,
-                            save_checkpoint)
+                            save_checkpoint, saved_epochs)
 from timm_csba.runtime import (PRECISIONS, PrecisionError, compile_in_place, compiled_graphs, cpu_threads,
                                hold_freed_memory, resolve_mixed_precision)
 from timm_csba.tensor_input import TENSOR_AUGMENTS, BatchAugment, cached_pixels, collate_pixels, normalize
@@ -350,7 +350,7 @@ def stop_unless_finite(loss, epoch, step):
     """The NaN policy: stop at the first non-finite loss on any process, naming the checkpoint to resume from."""
     if torch.isfinite(accelerator.gather(loss.detach())).all():
         return
-    last_good = sorted((out_dir / 'checkpoints').glob('epoch_*'))
+    last_good = saved_epochs(out_dir)
     sys.exit(f'error: the loss is {loss.item()} at epoch {epoch}, step {step}; training stopped. Last good '
              f'checkpoint: {last_good[-1] if last_good else "none yet"}. Lower --lr, set --clip-grad or check the '
              f'inputs, then --resume (or start again).')

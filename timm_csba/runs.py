@@ -15,7 +15,7 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import List, Mapping, Optional, Sequence
 
 import torch
 import yaml
@@ -25,7 +25,7 @@ from .runtime import LAUNCHER_PRECISION_ENV, launcher_precision
 
 __all__ = [
     'RunError', 'IDENTITY_KEYS', 'resolve_config', 'run_dir_of', 'prepare_run_dir', 'provenance', 'launch_command',
-    'latest_checkpoint', 'TrainState', 'save_checkpoint',
+    'saved_epochs', 'latest_checkpoint', 'TrainState', 'save_checkpoint',
 ]
 
 # what makes a run the run it is: a resume that changes one of these is refused
@@ -76,7 +76,7 @@ def prepare_run_dir(args: argparse.Namespace, out_dir: Path) -> None:
     with a different identity, then write args.yaml."""
     if args.resume is None and (out_dir / 'args.yaml').exists():
         # a run that ended before its first checkpoint (bad input, killed early) holds nothing to keep
-        if not args.overwrite and any((out_dir / 'checkpoints').glob('epoch_*')):
+        if not args.overwrite and saved_epochs(out_dir):
             raise RunError(f'{out_dir} holds another run; pass --resume {out_dir} to continue it, --overwrite to '
                            f'replace it, or another --output-dir')
         shutil.rmtree(out_dir)
@@ -134,10 +134,15 @@ def _installed_version(name: str) -> Optional[str]:
         return None
 
 
+def saved_epochs(run: Path) -> List[Path]:
+    """The complete epoch checkpoints of a run directory, oldest first (a save in progress is not one yet)."""
+    return sorted((Path(run) / 'checkpoints').glob('epoch_*'))
+
+
 def latest_checkpoint(path: Path) -> Path:
     """The checkpoint to resume from: the newest epoch of a run directory, or a checkpoint folder itself."""
     if (path / 'checkpoints').is_dir():
-        epochs = sorted((path / 'checkpoints').glob('epoch_*'))
+        epochs = saved_epochs(path)
         if not epochs:
             raise RunError(f'{path} has no checkpoints to resume from')
         return epochs[-1]

@@ -21,6 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Sequence
 
+from timm_csba.runs import saved_epochs
+
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / 'runs' / 'elpv_study'
 
@@ -56,7 +58,7 @@ def state_of(run: Path) -> str:
     """'done', 'trained' (needs diagnostics), 'killed' (resume from a checkpoint) or 'new'."""
     if (run / 'test_metrics.json').exists():
         return 'done' if (run / 'diagnostics' / 'diagnostics.json').exists() else 'trained'
-    if any((run / 'checkpoints').glob('epoch_*')):
+    if saved_epochs(run):
         return 'killed'
     return 'new'
 

@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from timm_csba.runs import saved_epochs
+
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / 'runs' / 'elpv_levers'
 # the config a run starts from: base.yaml, or another one named by the run's first component ('hub+...')
@@ -88,7 +90,7 @@ def flags(name: str) -> list:
 def command(lever: str) -> list:
     # paths relative to the repository root (the runs' cwd), so a run's recorded command is one a fresh clone runs
     run = RUNS / lever
-    if any((run / 'checkpoints').glob('epoch_*')):
+    if saved_epochs(run):
         return [sys.executable, 'train.py', '--resume', str(run.relative_to(ROOT)), '--threads', '1']
     return [sys.executable, 'train.py', '--config', str(split_base(lever)[0].relative_to(ROOT)), '--output-dir',
             str(run.relative_to(ROOT)), '--overwrite', '--threads', '1', *flags(lever)]
