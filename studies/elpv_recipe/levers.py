@@ -41,6 +41,7 @@ LEVERS = {
     'img_128': ['--img-size', '128'],
     'img_112': ['--img-size', '112'],
     'img_96': ['--img-size', '96'],
+    'img_80': ['--img-size', '80'],  # with epochs_180: the compute of 96 px / 150 epochs (fixed costs ~11 s an epoch)
     'epochs_120': ['--epochs', '120'],
     'epochs_180': ['--epochs', '180'],
     'no_dropout': ['--drop-rate', '0'],
