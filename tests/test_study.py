@@ -77,7 +77,7 @@ def test_aggregate_writes_one_row_per_run_the_report_and_plots(grid, tmp_path):
 
     report = (tmp_path / 'REPORT.md').read_text()
     assert '| csba vs sum | 2 |' in report and 'Spearman' in report and '## Recipe `smoke`' in report
-    assert {p.name for p in (tmp_path / 'plots').iterdir()} == {'f1_by_arm.png', 'conflict_init_vs_trained.png',
+    assert {p.name for p in (tmp_path / 'plots' / 'smoke').iterdir()} == {'f1_by_arm.png', 'conflict_init_vs_trained.png',
                                                                  'conflict_vs_f1.png'}
     assert len(table) == 4
 

@@ -31,6 +31,9 @@ GRADES = ('functional', 'possibly_defective', 'likely_defective', 'defective')
 MINORITY = ('possibly_defective', 'likely_defective')
 SETS = ('backbone', 'stem', 'stages.0', 'stages.1', 'stages.2', 'stages.3', 'head')
 # the comparisons the referee asked for: CSBA against the summed baseline and against its capacity control
+# (title, file) of the figures each recipe gets in plots/<recipe>/
+PLOTS = (('F1 by arm', 'f1_by_arm.png'), ('conflict', 'conflict_init_vs_trained.png'),
+         ('conflict vs F1', 'conflict_vs_f1.png'))
 COMPARISONS = (('csba', 'sum'), ('csba', 'shared'), ('shared', 'sum'), ('gradnorm', 'sum'), ('heads', 'sum'),
                ('sum_focal', 'sum'))
 
@@ -243,7 +246,7 @@ def report(table: pd.DataFrame, runs: Path, undiagnosed: Sequence[str], resample
              '0, 525 cells.', '']
     for recipe, group in table.groupby('recipe', sort=False):
         config, flags = RECIPES.get(recipe, ('?', []))
-        lines += [f'## Recipe `{recipe}`: `{config}` {" ".join(f"`{f}`" for f in flags) if flags else ""}', '',
+        lines += [f'## Recipe `{recipe}`: `{" ".join([config, *flags])}`', '',
                   f'{len(group)} runs, {group.train_hours.sum():.1f} training hours in all '
                   f'({group.train_hours.mean() * 60:.0f} min a run).', '',
                   '| arm | seeds | accuracy | macro-F1 | ' + ' | '.join(f'F1 {g}' for g in GRADES) +
@@ -257,14 +260,17 @@ def report(table: pd.DataFrame, runs: Path, undiagnosed: Sequence[str], resample
                 f'{_pm(s.backbone_cosine_trained, s.backbone_cosine_trained_std)} | '
                 f'{_pm(s.backbone_magnitude_init, s.backbone_magnitude_init_std)} → '
                 f'{_pm(s.backbone_magnitude_trained, s.backbone_magnitude_trained_std)} |')
-        lines += ['', '### Paired comparisons', '',
-                  '| a vs b | seeds | macro-F1 a − b (seed-paired t p, Wilcoxon p) | image bootstrap 95% CI | ' +
-                  ' | '.join(f'F1 {g} a − b (t p)' for g in MINORITY) + ' |', '|---|---|---|---|' + '---|' * len(MINORITY)]
+        comparisons = [c for c in (compare_arms(group, runs, a, b, recipe, resamples) for a, b in COMPARISONS) if c]
+        lines += ['', '### Paired comparisons', '']
+        if comparisons:
+            lines += ['| a vs b | seeds | macro-F1 a − b (seed-paired t p, Wilcoxon p) | image bootstrap 95% CI | ' +
+                      ' | '.join(f'F1 {g} a − b (t p)' for g in MINORITY) + ' |',
+                      '|---|---|---|---|' + '---|' * len(MINORITY)]
+        else:
+            lines.append('None yet: a comparison needs at least two seeds that both arms have.')
         verdicts = []
-        for a, b in COMPARISONS:
-            comparison = compare_arms(group, runs, a, b, recipe, resamples)
-            if not comparison:
-                continue
+        for comparison in comparisons:
+            a, b = comparison['a'], comparison['b']
             m, boot = comparison['macro_f1'], comparison['bootstrap']
             lines.append(f'| {a} vs {b} | {m.n} | {m.mean_difference:+.3f} ({_p(m.ttest_p)}, {_p(m.wilcoxon_p)}) | '
                          f'[{boot.low:+.3f}, {boot.high:+.3f}] | ' +
@@ -289,7 +295,9 @@ def report(table: pd.DataFrame, runs: Path, undiagnosed: Sequence[str], resample
                   f'runs), after training rho = {_p(within["rho"])} (p = '
                   f'{_p(within["p_value"])}, n = {within["n"]}). The pairs are not independent (four grades of one '
                   f'run share a model), so p is optimistic.', '',
-                  '### In plain words', '', *(f'- {v}.' for v in verdicts), '']
+                  '### In plain words', '', *(f'- {v}.' for v in verdicts or ['nothing to conclude yet: no '
+                                                                                 'paired comparison']), '',
+                  *(f'![{title}](plots/{recipe}/{name})' for title, name in PLOTS), '']
     recipes = list(dict.fromkeys(table.recipe))
     for i, a in enumerate(recipes):
         for b in recipes[i + 1:]:
@@ -299,8 +307,6 @@ def report(table: pd.DataFrame, runs: Path, undiagnosed: Sequence[str], resample
                           f'rho = {_p(agreement["rho"])} on mean macro-F1.', '']
     if undiagnosed:
         lines += [f'Finished but not yet diagnosed (left out): {", ".join(undiagnosed)}.', '']
-    lines += ['![F1 by arm](plots/f1_by_arm.png)', '![conflict](plots/conflict_init_vs_trained.png)',
-              '![conflict vs F1](plots/conflict_vs_f1.png)', '']
     return '\n'.join(lines)
 
 
@@ -313,7 +319,8 @@ def aggregate(runs: Path, recipes: Sequence[str], out: Path, resamples: int = 20
     table = pd.DataFrame(rows)
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / 'results.csv', table.to_csv(index=False))
-    plot(table, out / 'plots')
+    for recipe, group in table.groupby('recipe', sort=False):
+        plot(group, out / 'plots' / recipe)  # one recipe's runs per figure: arms compare within a recipe
     write_text(out / 'REPORT.md', report(table, runs, undiagnosed, resamples))
     return table
 
