@@ -9,8 +9,9 @@ Flags override the YAML config; the resolved config is saved as RUN/args.yaml. T
 from `accelerate launch`; precision is --mixed-precision (auto: bf16 where the CPU or GPU runs it natively, or
 what `accelerate launch --mixed_precision` asked for), threads --threads (auto: the cores shared among the local
 processes, whatever OMP_NUM_THREADS the launcher set). The run directory holds
-args.yaml, provenance.json (command, git commit, versions), metrics.jsonl, checkpoints/ (accelerate states: the
-last --keep-last plus the best), best/ (timm Hub format), test_metrics.json and confusion_matrix.png.
+args.yaml, provenance.json (command, git commit, versions), metrics.jsonl, val_predictions.npz (every epoch's
+validation logits), checkpoints/ (accelerate states: the last --keep-last plus the best), best/ (timm Hub
+format), test_metrics.json and confusion_matrix.png.
 """
 import argparse
 import difflib
@@ -41,7 +42,8 @@ from timm_csba.diagnostics import analyze
 from timm_csba.files import atomic_path, write_json, write_text
 from timm_csba.hub import load_pretrained, pretrained_num_classes, save_pretrained
 from timm_csba.losses import LOSSES, SOFT_TARGET_LOSSES, create_loss_from_config
-from timm_csba.metrics import METRICS, classification_metrics, save_confusion_matrix, save_predictions
+from timm_csba.metrics import (METRICS, classification_metrics, save_confusion_matrix, save_epoch_logits,
+                               save_predictions)
 from timm_csba.runs import (RunError, TrainState, latest_checkpoint, prepare_run_dir, provenance, resolve_config,
                             save_checkpoint, saved_epochs)
 from timm_csba.runtime import (PRECISIONS, PrecisionError, compile_in_place, compiled_graphs, cpu_threads,
@@ -341,11 +343,6 @@ def scores(logits, labels):
     return metrics, loss
 
 
-def evaluate(net, data_loader):
-    """Return (metrics, mean loss) of `net` over a split."""
-    return scores(*split_logits(net, data_loader))
-
-
 def stop_unless_finite(loss, epoch, step):
     """The NaN policy: stop at the first non-finite loss on any process, naming the checkpoint to resume from."""
     if torch.isfinite(accelerator.gather(loss.detach())).all():
@@ -423,9 +420,11 @@ for epoch in range(state.epoch + 1, args.epochs + 1):
     train_loss = (accelerator.reduce(loss_sum, 'sum') / accelerator.reduce(
         torch.tensor(seen, device=accelerator.device, dtype=torch.float), 'sum')).item()
     selected = ema.module if ema is not None else model  # the weights that are validated, kept and published
-    val, val_loss = evaluate(selected, val_loader)
+    val_logits, val_labels = split_logits(selected, val_loader)
+    val, val_loss = scores(val_logits, val_labels)
 
     state.epoch = epoch
+    state.val_logits.append((epoch, val_logits.half().cpu()))
     improved = val[args.monitor] > state.best + args.min_delta
     if improved:
         state.best, state.best_epoch, state.bad_epochs = val[args.monitor], epoch, 0
@@ -447,6 +446,7 @@ for epoch in range(state.epoch + 1, args.epochs + 1):
     save_checkpoint(accelerator, out_dir, epoch, keep=(state.best_epoch, *range(epoch + 1 - args.keep_last, epoch + 1)))
     if accelerator.is_main_process:
         write_text(out_dir / 'metrics.jsonl', ''.join(json.dumps(r) + '\n' for r in state.history))
+        save_epoch_logits(out_dir / 'val_predictions.npz', *zip(*state.val_logits), val_labels.cpu())
     if args.patience and state.bad_epochs >= args.patience:
         accelerator.print(f'early stop: no {args.monitor} improvement for {args.patience} epochs')
         break

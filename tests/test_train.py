@@ -15,6 +15,7 @@ import timm
 import torch
 import yaml
 from safetensors.torch import load_file
+from sklearn.metrics import f1_score
 
 import timm_csba  # noqa: F401
 from timm_csba.data import attach_transform, build_dataset, build_transforms
@@ -105,6 +106,13 @@ def test_resume_after_kill_is_bit_exact(smoke_run, smoke_train_command, tmp_path
     assert (run / 'metrics.jsonl').read_text().count('\n') == 4
     assert json.loads((run / 'test_metrics.json').read_text())['macro_f1'] == \
         json.loads((smoke_run / 'test_metrics.json').read_text())['macro_f1']
+    # every epoch's validation logits survive the kill as they are, and are the ones each epoch was scored on
+    resumed, uninterrupted = np.load(run / 'val_predictions.npz'), np.load(smoke_run / 'val_predictions.npz')
+    assert resumed['epochs'].tolist() == [1, 2, 3, 4] and resumed['logits'].shape[:2] == (4, len(resumed['labels']))
+    assert all(np.array_equal(resumed[k], uninterrupted[k]) for k in ('epochs', 'logits', 'labels'))
+    history = [json.loads(line) for line in (run / 'metrics.jsonl').read_text().splitlines()]
+    assert [f1_score(resumed['labels'], logits.argmax(1), average='macro', labels=range(4), zero_division=0)
+            for logits in resumed['logits']] == pytest.approx([r['val_macro_f1'] for r in history])
 
 
 @pytest.mark.parametrize('pipeline', ['tensor', 'pil'])

@@ -7,7 +7,8 @@ from sklearn.metrics import (
     accuracy_score, balanced_accuracy_score, confusion_matrix, precision_recall_fscore_support,
 )
 
-__all__ = ['METRICS', 'classification_metrics', 'save_confusion_matrix', 'save_predictions', 'load_predictions']
+__all__ = ['METRICS', 'classification_metrics', 'save_confusion_matrix', 'save_predictions', 'save_epoch_logits',
+           'load_predictions']
 
 # scalar metrics usable for early stopping / best-checkpoint selection (all: higher is better)
 METRICS = ('accuracy', 'balanced_accuracy', 'macro_f1')
@@ -62,6 +63,16 @@ def save_predictions(path: str, labels: Sequence[int], logits: Any, class_names:
     for i, (label, row, p) in enumerate(zip(np.asarray(labels).tolist(), logits, probabilities)):
         rows.append(','.join([str(i), str(label), str(int(row.argmax())), *(f'{v:.6f}' for v in p)]))
     write_text(path, '\n'.join(rows) + '\n')
+
+
+def save_epoch_logits(path: str, epochs: Sequence[int], logits: Sequence[Any], labels: Sequence[int]) -> None:
+    """One .npz of a split's logits at every epoch: `epochs` [E], `logits` [E, N, C] (float16) and `labels` [N].
+    A rule for choosing the epoch can then be judged on validation alone: choose on one half, score on the other,
+    instead of trusting the best of many noisy scores on the same cells."""
+    from .files import atomic_path
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, epochs=np.asarray(epochs, dtype=np.int64), labels=np.asarray(labels),
+                            logits=np.stack([np.asarray(x, dtype=np.float16) for x in logits]))
 
 
 def load_predictions(path: str) -> Tuple[np.ndarray, np.ndarray]:

@@ -152,10 +152,13 @@ def latest_checkpoint(path: Path) -> Path:
 
 
 class TrainState:
-    """What besides weights, optimizer and RNGs a resume must restore: progress and early stopping."""
+    """What besides weights, optimizer and RNGs a resume must restore: progress, early stopping, and every
+    epoch's validation logits (`val_logits`: (epoch, float16 [N, C] tensor) pairs, written to
+    val_predictions.npz)."""
 
     def __init__(self):
         self.epoch, self.updates, self.best, self.best_epoch, self.bad_epochs, self.history = 0, 0, -1.0, -1, 0, []
+        self.val_logits = []
 
     def state_dict(self):
         return dict(vars(self))
