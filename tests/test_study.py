@@ -97,6 +97,10 @@ def test_the_model_card_quotes_the_runs_row_of_the_study_report(grid, tmp_path):
     sum_only.write_text(''.join(line for line in (study / 'results.csv').open() if ',csba,' not in line))
     with pytest.raises(HubError, match='no row for smoke/csba.s0.*aggregate.py'):
         export_run(grid / 'smoke' / 'csba.s0', tmp_path / 'out', study=sum_only)
+    older = tmp_path / 'older.csv'  # a results.csv from before a column the card quotes
+    pd.read_csv(study / 'results.csv').drop(columns='backbone_cosine_init').to_csv(older, index=False)
+    with pytest.raises(HubError, match='lacks the columns backbone_cosine_init.*aggregate.py'):
+        export_run(grid / 'smoke' / 'csba.s0', tmp_path / 'out', study=older)
     assert not (tmp_path / 'out').exists()
 
 

@@ -143,6 +143,10 @@ def _study_summary(results_csv: Path, run: Path, seed: int, label_names: Sequenc
                        f'Rerun `python studies/elpv/aggregate.py` once the run is diagnosed, or drop --study.')
     keys = ['accuracy', 'balanced_accuracy', 'macro_f1', *(f'f1_{n}' for n in label_names),
             'backbone_cosine_init', 'backbone_cosine_trained']
+    missing = [k for k in keys if k not in rows[0]]
+    if missing:
+        raise HubError(f'{results_csv} lacks the columns {", ".join(missing)}; rerun `python '
+                       f'studies/elpv/aggregate.py` to rewrite it.')
     summary = {}
     for key in keys:
         values = [float(r[key]) for r in rows]

@@ -30,10 +30,10 @@ HERE = Path(__file__).resolve().parent
 GRADES = ('functional', 'possibly_defective', 'likely_defective', 'defective')
 MINORITY = ('possibly_defective', 'likely_defective')
 SETS = ('backbone', 'stem', 'stages.0', 'stages.1', 'stages.2', 'stages.3', 'head')
-# the comparisons the referee asked for: CSBA against the summed baseline and against its capacity control
 # (title, file) of the figures each recipe gets in plots/<recipe>/
 PLOTS = (('F1 by arm', 'f1_by_arm.png'), ('conflict', 'conflict_init_vs_trained.png'),
          ('conflict vs F1', 'conflict_vs_f1.png'))
+# the comparisons the referee asked for: CSBA against the summed baseline and against its capacity control
 COMPARISONS = (('csba', 'sum'), ('csba', 'shared'), ('shared', 'sum'), ('gradnorm', 'sum'), ('heads', 'sum'),
                ('sum_focal', 'sum'))
 
