@@ -27,7 +27,7 @@ def test_judge_scores_each_rule_on_the_half_it_did_not_choose_on(tmp_path):
     right = np.eye(2)[labels]
     logits = np.stack([right, np.tile([1.0, 0.0], (8, 1)), np.tile([0.0, 1.0], (8, 1))]).astype(np.float16)
     np.savez(tmp_path / 'val_predictions.npz', epochs=[1, 2, 3], logits=logits, labels=labels)
-    result = selection.judge(tmp_path / 'val_predictions.npz', splits=20)
+    result = selection.judge(np.load(tmp_path / 'val_predictions.npz'), splits=20)
     # a constant prediction on an unseen half of 2 + 2 cells: F1 2·2 / (2·2 + 2) = 2/3 for one class, 0 for the other
     assert result['best'] == (1.0, 0.0)
     assert result['last'] == pytest.approx((1 / 3, 0.0))

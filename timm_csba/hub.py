@@ -122,10 +122,14 @@ def _seed_summary(runs: Sequence[Path], label_names: Sequence[str]) -> Dict[str,
         per_seed.append({'seed': test['seed'], 'run': run.name, **{k: test[k] for k, _, _ in CARD_METRICS},
                          **{f'f1_{n}': test['per_class'][n]['f1'] for n in label_names}})
     keys = [k for k in per_seed[0] if k not in ('seed', 'run')]
-    summary = {k: {'mean': statistics.fmean(r[k] for r in per_seed),
-                   'std': statistics.stdev(r[k] for r in per_seed) if len(per_seed) > 1 else None}
-               for k in keys}
-    return {'num_seeds': len(per_seed), 'seeds': per_seed, 'summary': summary}
+    return {'num_seeds': len(per_seed), 'seeds': per_seed, 'summary': _spread(per_seed, keys)}
+
+
+def _spread(records: Sequence[Dict[str, Any]], keys: Sequence[str]) -> Dict[str, Dict[str, Optional[float]]]:
+    """Mean and sample std (None for a single record) of each key over the records: seeds.json's and study.json's
+    summaries, which the card prints as mean ± std."""
+    return {k: {'mean': statistics.fmean(float(r[k]) for r in records),
+                'std': statistics.stdev(float(r[k]) for r in records) if len(records) > 1 else None} for k in keys}
 
 
 def _study_summary(results_csv: Path, run: Path, seed: int, label_names: Sequence[str]) -> Dict[str, Any]:
@@ -147,13 +151,9 @@ def _study_summary(results_csv: Path, run: Path, seed: int, label_names: Sequenc
     if missing:
         raise HubError(f'{results_csv} lacks the columns {", ".join(missing)}; rerun `python '
                        f'studies/elpv/aggregate.py` to rewrite it.')
-    summary = {}
-    for key in keys:
-        values = [float(r[key]) for r in rows]
-        summary[key] = {'mean': statistics.fmean(values),
-                        'std': statistics.stdev(values) if len(values) > 1 else None}
     return {'results': results_csv.as_posix(), 'report': results_csv.with_name('REPORT.md').as_posix(),
-            'recipe': recipe, 'arm': arm, 'seeds': sorted(int(r['seed']) for r in rows), 'summary': summary}
+            'recipe': recipe, 'arm': arm, 'seeds': sorted(int(r['seed']) for r in rows),
+            'summary': _spread(rows, keys)}
 
 
 def export_run(run_dir: os.PathLike, to: os.PathLike, seed_runs: Sequence[os.PathLike] = (),

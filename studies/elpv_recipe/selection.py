@@ -14,7 +14,7 @@ consecutive epochs' scores: a choice that a lucky epoch cannot make alone), `las
 import argparse
 import sys
 from pathlib import Path
-from typing import Dict, Iterator, Tuple
+from typing import Dict, Iterator, Mapping, Tuple
 
 import numpy as np
 
@@ -45,10 +45,10 @@ def choose(scores: np.ndarray, rule: str) -> int:
     return int(np.argmax(means)) + window - 1
 
 
-def judge(npz: Path, splits: int = 200, seed: int = 0) -> Dict[str, Tuple[float, float]]:
+def judge(data: Mapping[str, np.ndarray], splits: int = 200, seed: int = 0) -> Dict[str, Tuple[float, float]]:
     """Per rule, mean and std over splits of the unseen half's macro-F1 at the chosen epoch; under 'all cells',
-    the best epoch's score on every validation cell (what train.py reports)."""
-    data = np.load(npz)
+    the best epoch's score on every validation cell (what train.py reports). `data`: a loaded
+    val_predictions.npz."""
     labels, logits = data['labels'], data['logits'].astype(np.float32)
     predictions, classes = logits.argmax(-1), logits.shape[-1]  # [epochs, cells]
     outcomes = {rule: [] for rule in RULES}
@@ -76,9 +76,9 @@ def main(argv=None) -> None:
           ' | '.join(f'{rule}: unseen half' for rule in RULES) + ' |')
     print('|---|---|---|' + '---|' * len(RULES))
     for run in args.runs:
-        result = judge(run / 'val_predictions.npz', args.splits, args.seed)
-        epochs = len(np.load(run / 'val_predictions.npz')['epochs'])
-        print(f'| {run.name} | {epochs} | {result["all cells"][0]:.3f} | ' +
+        data = np.load(run / 'val_predictions.npz')
+        result = judge(data, args.splits, args.seed)
+        print(f'| {run.name} | {len(data["epochs"])} | {result["all cells"][0]:.3f} | ' +
               ' | '.join(f'{result[rule][0]:.3f} ± {result[rule][1]:.3f}' for rule in RULES) + ' |')
 
 
