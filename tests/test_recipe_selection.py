@@ -32,7 +32,14 @@ def test_judge_scores_each_rule_on_the_half_it_did_not_choose_on(tmp_path):
     assert result['best'] == (1.0, 0.0)
     assert result['last'] == pytest.approx((1 / 3, 0.0))
     assert result['trailing_5'] == pytest.approx((1 / 3, 0.0))
+    assert result['min_loss'] == (1.0, 0.0)  # the right epoch also has the lowest loss on every half
     assert result['all cells'] == (1.0, 0.0)
+
+
+def test_cross_entropy_matches_the_formula():
+    logits = np.array([[[2.0, 0.0], [0.0, 1.0]]])  # one epoch, two cells, labels 0 and 1
+    expected = np.mean([np.log(1 + np.exp(-2.0)), np.log(1 + np.exp(-1.0))])
+    assert selection.cross_entropy(np.array([0, 1]), logits) == pytest.approx([expected])
 
 
 def test_half_masks_take_half_of_every_class():
