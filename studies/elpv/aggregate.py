@@ -145,11 +145,11 @@ def conflict_vs_f1(table: pd.DataFrame, when: str = 'trained', within_grade: boo
     over runs and grades (each run contributes its four grades). Pooled, the grades' own differences can dominate
     (on ELPV the majority grade has both the most negative cosine and the best F1); `within_grade` subtracts each
     grade's mean over the runs from both, asking whether a grade does worse in the runs where it conflicts more."""
-    conflict = table[[f'conflict_{grade}_{when}' for grade in GRADES]].to_numpy(dtype=float)
-    f1 = table[[f'f1_{grade}' for grade in GRADES]].to_numpy(dtype=float)
-    if within_grade:
-        conflict, f1 = conflict - np.nanmean(conflict, axis=0), f1 - np.nanmean(f1, axis=0)
-    return spearman(conflict.ravel().tolist(), f1.ravel().tolist())
+    conflict = table[[f'conflict_{grade}_{when}' for grade in GRADES]].astype(float)
+    f1 = table[[f'f1_{grade}' for grade in GRADES]].astype(float)
+    if within_grade:  # pandas' means skip NaN, and a grade that no run diagnosed stays NaN without a warning
+        conflict, f1 = conflict - conflict.mean(), f1 - f1.mean()
+    return spearman(conflict.to_numpy().ravel().tolist(), f1.to_numpy().ravel().tolist())
 
 
 def rank_agreement(summary: pd.DataFrame, recipe_a: str, recipe_b: str) -> Optional[Dict[str, Any]]:
