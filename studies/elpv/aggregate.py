@@ -327,7 +327,7 @@ def aggregate(runs: Path, recipes: Sequence[str], out: Path, resamples: int = 20
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--recipe', nargs='+', default=['hub'], help='recipes to read (those with runs)')
+    parser.add_argument('--recipe', nargs='+', default=['hub96', 'hub'], help='recipes to read, in the report\'s order')
     parser.add_argument('--runs', type=Path, default=RUNS, help='the runner\'s folder')
     parser.add_argument('--out', type=Path, default=HERE, help='where results.csv, REPORT.md and plots/ go')
     parser.add_argument('--resamples', type=int, default=2000, help='bootstrap resamples of the test images')

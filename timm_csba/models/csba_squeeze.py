@@ -485,15 +485,15 @@ def _cfg(head_type: str = 'csba', **kwargs) -> Dict[str, Any]:
 
 def _elpv_cfg(variant: str, head_type: str, published: bool) -> Dict[str, Any]:
     # ELPV cells are grayscale 300x300; like timm's own weights these are 3-channel (gray replicated) and
-    # timm folds the first conv to in_chans=1 when asked. 128 px is the training size of the published
-    # weights (configs/elpv_hub.yaml: many epochs at 128 px beat few at 224). Weights trained on ELPV inherit
-    # its licence.
+    # timm folds the first conv to in_chans=1 when asked. 96 px is the training size of the published
+    # weights (configs/elpv_hub.yaml: many epochs at 96 px beat fewer at 128 and few at 224). Weights trained on
+    # ELPV inherit its licence.
     # timm's idiom for a tag without weights is a cfg without a weights location: only a tag whose weights are
     # staged in hub/<variant>.elpv/ (the Hub repo at its hf_hub_id) gets one, so timm.list_pretrained() lists
     # exactly the published tags and `pretrained=True` on another raises timm's "No pretrained weights exist".
     return _cfg(
         head_type=head_type,
-        input_size=(3, 128, 128), pool_size=(8, 8),
+        input_size=(3, 96, 96), pool_size=(6, 6),
         hf_hub_id=f'{HF_HUB_ORG}/{variant}.elpv' if published else None,
         label_names=('functional', 'possibly_defective', 'likely_defective', 'defective'),
         # the grades are the share of annotators who judged the cell defective
