@@ -48,6 +48,7 @@ from timm_csba.runs import (RunError, TrainState, latest_checkpoint, prepare_run
                             save_checkpoint, saved_epochs)
 from timm_csba.runtime import (PRECISIONS, PrecisionError, compile_in_place, compiled_graphs, cpu_threads,
                                hold_freed_memory, resolve_mixed_precision)
+from timm_csba.sam import SharpnessAware
 from timm_csba.tensor_input import TENSOR_AUGMENTS, BatchAugment, cached_pixels, collate_pixels, normalize
 
 # ------------------------------------------------------------------------------------------------ config
@@ -113,6 +114,8 @@ g.add_argument('--decay-rate', type=float, default=0.1, help='step / multistep: 
 g.add_argument('--warmup-epochs', type=float, default=0, help='linear warm-up epochs')
 g.add_argument('--min-lr', type=float, default=0.0, help='cosine floor learning rate')
 g.add_argument('--clip-grad', type=float, help='clip the gradient norm to this value')
+g.add_argument('--sam-rho', type=float, default=0.0, help='sharpness-aware minimisation: each update uses the '
+               'gradient at the steepest point within this L2 radius (a second forward and backward pass; 0: off)')
 g.add_argument('--seed', type=int, default=42, help='training seed (init, data order, augmentation)')
 g = parser.add_argument_group('loss')
 g.add_argument('--loss', default='ce', choices=LOSSES, help='training loss')
@@ -295,6 +298,13 @@ if args.mixup or args.cutmix:
                   switch_prob=args.mixup_switch_prob, label_smoothing=0.0, num_classes=len(label_names))
 elif args.mixup_prob != 1.0 or args.mixup_switch_prob != 0.5:
     sys.exit('error: --mixup-prob and --mixup-switch-prob apply with --mixup or --cutmix; drop them or set one.')
+if args.sam_rho and args.grad_accum_steps > 1:
+    sys.exit('error: --sam-rho needs the whole gradient of an update before its second pass; drop '
+             '--grad-accum-steps or use a larger --batch-size.')
+try:  # the parameters stay the same objects through accelerator.prepare
+    sam = SharpnessAware(model, args.sam_rho) if args.sam_rho else None
+except ValueError as e:
+    sys.exit(f'error: --sam-rho: {e}; or 0 for no SAM.')
 optimizer = create_optimizer_v2(model, opt=args.opt, lr=args.lr, weight_decay=args.weight_decay,
                                 momentum=args.momentum)
 model, optimizer, train_loader, val_loader, test_loader = accelerator.prepare(
@@ -403,6 +413,11 @@ for epoch in range(state.epoch + 1, args.epochs + 1):
             loss = criterion(model(x), target)
             stop_unless_finite(loss, epoch, step)
             accelerator.backward(loss)
+            if sam is not None:  # the update's gradient is taken again at the sharpest nearby point
+                sam.ascend()
+                with sam.frozen_norm_statistics():
+                    accelerator.backward(criterion(model(x), target))
+                sam.descend()
             if accelerator.sync_gradients and args.clip_grad:
                 accelerator.clip_grad_norm_(model.parameters(), args.clip_grad)
             optimizer.step()

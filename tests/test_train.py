@@ -171,6 +171,8 @@ def test_launcher_that_splits_processes_is_refused(tmp_path):
     (['--loss', 'dice'], "argument --loss: invalid choice: 'dice'"),
     (['--focal-gamma', '1'], 'the ce loss ignores focal_gamma; drop --focal-gamma'),
     (['--mixup', '0.2', '--loss', 'focal'], 'the focal loss does not take; use --loss ce or ordinal'),
+    (['--sam-rho', '-0.1'], '--sam-rho: SAM needs a neighbourhood radius rho > 0'),
+    (['--sam-rho', '0.05', '--grad-accum-steps', '2'], '--sam-rho needs the whole gradient of an update'),
 ])
 def test_bad_input_gets_one_clear_error(tmp_path, capsys, args, message):
     code, stderr = _train_here(capsys, '--output-dir', str(tmp_path / 'r'), *args)
@@ -285,6 +287,30 @@ def test_model_ema_is_what_is_validated_kept_and_resumed(tmp_path):
     shutil.rmtree(resumed / 'checkpoints' / 'epoch_0003')
     _train('--resume', str(resumed), config=None)
     assert all(torch.equal(a, b) for a, b in zip(checkpoint(run, 3)[1].values(), checkpoint(resumed, 3)[1].values()))
+
+
+def test_sam_takes_a_second_pass_that_counts_only_in_the_gradient(tmp_path):
+    """One update of 16 cells, without dropout (the second pass must see the same network): a vanishing SAM radius
+    gives the plain update and the same BatchNorm statistics (the second pass does not count the batch twice),
+    a real one another update."""
+    runs = {'plain': [], 'vanishing': ['--sam-rho', '1e-9'], 'sam': ['--sam-rho', '0.05']}
+    logs = {name: (tmp_path / f'{name}.log').open('w') for name in runs}
+    procs = {name: subprocess.Popen(
+        [sys.executable, str(ROOT / 'train.py'), '--config', SMOKE, '--output-dir', str(tmp_path / name), '--epochs',
+         '1', '--limit-train', '16', '--limit-eval', '8', '--drop-rate', '0', '--threads', '1', *extra],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=logs[name])
+        for name, extra in runs.items()}  # side by side, one thread each
+    for name, proc in procs.items():
+        proc.wait()
+        logs[name].close()
+        assert proc.returncode == 0, (tmp_path / f'{name}.log').read_text()[-3000:]
+    plain, vanishing, sam = (_final_weights(tmp_path / name) for name in runs)
+    statistics = [k for k in plain if 'running_' in k or 'num_batches_tracked' in k]
+    assert statistics and all(torch.equal(plain[k], vanishing[k]) and torch.equal(plain[k], sam[k])
+                              for k in statistics)
+    params = [k for k in plain if k not in statistics]
+    assert all(torch.allclose(plain[k], vanishing[k], atol=1e-6) for k in params)
+    assert not all(torch.allclose(plain[k], sam[k], atol=1e-4) for k in params)
 
 
 @pytest.mark.parametrize('environ, processes, device, command', [

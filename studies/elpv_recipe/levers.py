@@ -50,6 +50,7 @@ LEVERS = {
     'ema': ['--model-ema'],
     'ordinal': ['--loss', 'ordinal'],
     'mixup': ['--mixup', '0.2', '--cutmix', '1.0'],
+    'sam_0.05': ['--sam-rho', '0.05'],  # a second pass per update: twice the step's compute
     'seed_1': ['--seed', '1'],  # the same recipe at another training seed: how much of a difference is noise
     'seed_0': ['--seed', '0'],  # with seed_1: the training seeds of the published weights' runs, paired with them
     'sum': ['--model', 'csba_squeeze_sum'],
