@@ -14,6 +14,7 @@ macro-F1 (fitted on one half of validation, scored on the other), the honest est
 """
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -117,18 +118,20 @@ def run(levers: list) -> None:
 
 def summary() -> None:
     print('| run | flags | epochs run | best epoch | val acc | val macro-F1 | val F1 per grade | '
-          '+ offsets, cross-fitted | s/epoch |')
-    print('|---|---|---|---|---|---|---|---|---|')
+          'val macro-F1, last 10 epochs | + offsets, cross-fitted | s/epoch |')
+    print('|---|---|---|---|---|---|---|---|---|---|')
     for run in sorted(p for p in RUNS.iterdir() if (p / 'metrics.jsonl').exists()):
         history = [json.loads(line) for line in (run / 'metrics.jsonl').read_text().splitlines()]
         best = max(history, key=lambda r: r['val_macro_f1'])
         grades = ' / '.join(f'{v:.2f}' for k, v in best.items() if k.startswith('val_f1_'))
         seconds = sum(r['epoch_time_s'] for r in history) / len(history)
+        tail = [r['val_macro_f1'] for r in history[-10:]]  # steadier than the best epoch, which selection inflates
         finished = run / 'test_metrics.json'  # only its validation-side calibration record is read
         record = json.loads(finished.read_text()) if finished.exists() else {}
         offsets = record.get('val_macro_f1_offsets_cross_fitted')
         print(f'| {run.name} | `{" ".join(flags(run.name))}` | {len(history)} | {best["epoch"]} | '
               f'{best["val_accuracy"]:.3f} | {best["val_macro_f1"]:.3f} | {grades} | '
+              f'{statistics.mean(tail):.3f} ± {statistics.stdev(tail):.3f} | '
               f'{"—" if offsets is None else f"{offsets:.3f}"} | {seconds:.0f} |')
 
 
