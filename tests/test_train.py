@@ -39,9 +39,9 @@ def _train(*args, env=None, check=True, config=SMOKE):
 def _train_here(capsys, *args, config=SMOKE):
     """train.py in this process, for input that must stop it before training (no interpreter and import start-up
     per case): (exit code, stderr). A stack trace would escape as an exception other than SystemExit."""
-    # a process starts with no accelerate state; an Accelerator made in this one by an earlier test (e.g. the
-    # diagnostics CLI's, fp32) would refuse train.py's mixed precision where the CPU picks bf16 (as accelerate's
-    # own AccelerateTestCase does between tests)
+    # train.py expects a fresh process: an Accelerator an earlier test made here (the diagnostics CLI's, fp32)
+    # would refuse the bf16 that train.py picks on a CPU with native bf16. Reset it, as accelerate's own
+    # AccelerateTestCase does between tests.
     AcceleratorState._reset_state(reset_partial_state=True)
     argv = sys.argv
     sys.argv = [str(ROOT / 'train.py'), *(['--config', config] if config else []), *args]
