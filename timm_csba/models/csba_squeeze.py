@@ -509,7 +509,7 @@ def _elpv_cfg(variant: str, head_type: str, published: bool) -> Dict[str, Any]:
 default_cfgs = generate_default_cfgs({
     'csba_squeeze.elpv': _elpv_cfg('csba_squeeze', 'csba', published=True),
     'csba_squeeze_sum.elpv': _elpv_cfg('csba_squeeze_sum', 'sum', published=True),
-    'csba_squeeze_shared.elpv': _elpv_cfg('csba_squeeze_shared', 'shared', published=False),
+    'csba_squeeze_shared.elpv': _elpv_cfg('csba_squeeze_shared', 'shared', published=True),
     'csba_squeeze_gradnorm.elpv': _elpv_cfg('csba_squeeze_gradnorm', 'gradnorm', published=False),
     'csba_squeeze_heads.elpv': _elpv_cfg('csba_squeeze_heads', 'heads', published=False),
 })
