@@ -367,5 +367,5 @@ def test_corrupt_or_missing_weights_give_one_clear_error(tmp_path, monkeypatch):
 def test_registry_repo_id_of_published_unpublished_and_unknown_tags():
     assert registry_repo_id(HUB / 'csba_squeeze.elpv') == f'{HF_HUB_ORG}/csba_squeeze.elpv'
     # a registered tag without weights yet (no hf_hub_id): the repo it will be published to
-    assert registry_repo_id('staged/csba_squeeze_shared.elpv') == f'{HF_HUB_ORG}/csba_squeeze_shared.elpv'
+    assert registry_repo_id('staged/csba_squeeze_heads.elpv') == f'{HF_HUB_ORG}/csba_squeeze_heads.elpv'
     assert registry_repo_id('staged/csba_squeeze.smoke') is None and registry_repo_id('staged/nothing') is None
