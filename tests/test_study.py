@@ -1,5 +1,5 @@
-"""Issue 14's study machinery on a two-seed, two-architecture smoke grid: the runner skips and resumes, the
-aggregator writes its CSV, report and plots, the statistics agree with values computed by hand, and a model
+"""Issue 14's study machinery on a two-seed, two-architecture smoke grid: the runner skips, resumes and records,
+the aggregator writes its CSV, report and plots from the runs or their records, the statistics agree with values computed by hand, and a model
 card quotes its run's row of the report."""
 import json
 import math
@@ -23,16 +23,34 @@ from timm_csba.stats import bootstrap_macro_f1_difference, macro_f1, mean_std, p
 ARMS, SEEDS = ['csba', 'sum'], [0, 1]
 
 
+def records_of(runs: Path) -> Path:
+    return runs.parent / 'records'
+
+
 @pytest.fixture(scope='module')
 def grid(tmp_path_factory):
-    runs = tmp_path_factory.mktemp('study')
-    outcomes = study_run.run_grid('smoke', ARMS, SEEDS, runs, parallel=2, threads=1, max_batches=2)
+    runs = tmp_path_factory.mktemp('study') / 'runs'
+    outcomes = study_run.run_grid('smoke', ARMS, SEEDS, runs, parallel=2, threads=1, max_batches=2,
+                                  records=records_of(runs))
     assert outcomes == {f'{a}.s{s}': 'done' for s in SEEDS for a in ARMS}, outcomes
     return runs
 
 
-def test_a_second_pass_skips_every_finished_run(grid):
-    assert set(study_run.run_grid('smoke', ARMS, SEEDS, grid, max_batches=2).values()) == {'done, skipped'}
+def test_every_done_run_is_recorded_without_its_weights(grid):
+    for arm in ARMS:
+        for seed in SEEDS:
+            run, record = grid / 'smoke' / f'{arm}.s{seed}', records_of(grid) / 'smoke' / f'{arm}.s{seed}'
+            files = sorted(str(p.relative_to(record)) for p in record.rglob('*') if p.is_file())
+            assert files == sorted(study_run.RECORD_FILES)
+            assert (record / 'test_predictions.csv').read_bytes() == (run / 'test_predictions.csv').read_bytes()
+    assert [p.name for p in (records_of(grid) / 'smoke').iterdir() if p.name.startswith('.')] == []  # no temp folders
+
+
+def test_a_second_pass_skips_every_finished_run(grid, tmp_path):
+    records = tmp_path / 'records'  # runs done in a pass that kept no records are recorded by the next one
+    outcomes = study_run.run_grid('smoke', ARMS, SEEDS, grid, max_batches=2, records=records)
+    assert set(outcomes.values()) == {'done, skipped'}
+    assert all(study_run.is_recorded(grid / 'smoke' / name, records) for name in outcomes)
 
 
 def test_killed_and_undiagnosed_runs_continue_where_they_stopped(grid, tmp_path):
@@ -50,11 +68,13 @@ def test_killed_and_undiagnosed_runs_continue_where_they_stopped(grid, tmp_path)
     undiagnosed_steps = study_run.steps('smoke', 'csba', 0, runs, threads=1)
     assert len(undiagnosed_steps) == 1 and 'timm_csba.diagnose' in undiagnosed_steps[0]
 
-    outcomes = study_run.run_grid('smoke', ARMS, SEEDS, runs, max_batches=2)
+    records = tmp_path / 'records'
+    outcomes = study_run.run_grid('smoke', ARMS, SEEDS, runs, max_batches=2, records=records)
     assert outcomes['sum.s1'] == outcomes['csba.s0'] == 'done' and outcomes['sum.s0'] == 'done, skipped'
     resumed = json.loads((killed / 'test_metrics.json').read_text())
     assert resumed['confusion_matrix'] == finished['confusion_matrix'] and resumed['seed'] == 1
     assert (undiagnosed / 'diagnostics' / 'diagnostics.json').exists()
+    assert (records / 'smoke' / 'sum.s1' / 'test_metrics.json').read_text() == (killed / 'test_metrics.json').read_text()
 
 
 def test_aggregate_writes_one_row_per_run_the_report_and_plots(grid, tmp_path):
@@ -80,6 +100,30 @@ def test_aggregate_writes_one_row_per_run_the_report_and_plots(grid, tmp_path):
     assert {p.name for p in (tmp_path / 'plots' / 'smoke').iterdir()} == {'f1_by_arm.png', 'conflict_init_vs_trained.png',
                                                                  'conflict_vs_f1.png'}
     assert len(table) == 4
+
+
+def test_records_aggregate_like_the_runs_and_rows_without_records_join_them(grid, tmp_path):
+    from_runs = study_aggregate.aggregate(grid, ['smoke'], tmp_path / 'from_runs', resamples=20)
+    records = tmp_path / 'records'
+    shutil.copytree(records_of(grid), records)
+    from_records = study_aggregate.aggregate(records, ['smoke'], tmp_path / 'from_records', resamples=20)
+    pd.testing.assert_frame_equal(from_runs, from_records)
+
+    # sum.s1 finished before records were kept: only its row survives, so its seed pairs but no bootstrap runs
+    kept = from_records[(from_records.arm == 'sum') & (from_records.seed == 1)]
+    shutil.rmtree(records / 'smoke' / 'sum.s1')
+    stale = from_records[(from_records.arm == 'csba') & (from_records.seed == 0)].assign(macro_f1=-1.0)
+    pd.concat([kept, stale]).to_csv(records / 'smoke' / study_aggregate.ROWS_WITHOUT_RECORDS, index=False)
+    table = study_aggregate.aggregate(records, ['smoke'], tmp_path / 'joined', resamples=20)
+    pd.testing.assert_frame_equal(table, from_records)  # sum.s1 from its row; csba.s0's record beats its stale row
+    report = (tmp_path / 'joined' / 'REPORT.md').read_text()
+    assert '| csba vs sum | 2 |' in report and '— (runs without predictions)' in report
+    assert 'no bootstrap over test images: no test predictions of sum.s1' in report
+
+    other = records / 'smoke' / study_aggregate.ROWS_WITHOUT_RECORDS  # a row filed under the wrong recipe
+    kept.assign(recipe='hub96').to_csv(other, index=False)
+    with pytest.raises(SystemExit, match="holds a row of recipe 'hub96'; move it to .*hub96/rows_without_records"):
+        study_aggregate.aggregate(records, ['smoke'], tmp_path / 'wrong', resamples=20)
 
 
 def test_the_model_card_quotes_the_runs_row_of_the_study_report(grid, tmp_path):

@@ -1,11 +1,15 @@
 """Issue 14's study, read: one CSV row per finished run, the statistics, the plots and REPORT.md.
 
-    python studies/elpv/aggregate.py                           # runs/elpv_study/<recipe>/* -> studies/elpv/
-    python studies/elpv/aggregate.py --runs /data/elpv_study   # the runner's --runs, when not the default
+    python studies/elpv/aggregate.py                              # studies/elpv/records/<recipe>/* -> studies/elpv/
+    python studies/elpv/aggregate.py --runs runs/elpv_study       # the run folders themselves (this session's)
+    python studies/elpv/aggregate.py --out /tmp/study             # a report elsewhere, results.csv left as it is
 
 Reads each finished run's args.yaml, test_metrics.json, test_predictions.csv, metrics.jsonl and
-diagnostics/diagnostics.json (a run without diagnostics is left out and listed). Writes results.csv (one row
-per run), REPORT.md and plots/*.png next to this file; the run folders themselves stay out of git.
+diagnostics/diagnostics.json (a run without diagnostics is left out and listed), by default from the records the
+runner keeps in git. Runs finished before records were kept survive only as their rows in
+records/<recipe>/rows_without_records.csv: their rows join the table, and the comparisons that need their test
+predictions (the bootstrap over test images) say which runs are missing. Writes results.csv (one row per run),
+REPORT.md and plots/*.png next to this file.
 """
 import argparse
 import json
@@ -20,7 +24,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from studies.elpv.run import ARMS, RECIPES, RUNS  # noqa: E402
+from studies.elpv.run import ARMS, RECIPES, RECORDS  # noqa: E402
 from timm_csba.diagnostics import RunDiagnostics  # noqa: E402
 from timm_csba.diagnostics import spearman  # noqa: E402
 from timm_csba.metrics import load_predictions  # noqa: E402
@@ -33,6 +37,8 @@ SETS = ('backbone', 'stem', 'stages.0', 'stages.1', 'stages.2', 'stages.3', 'hea
 # (title, file) of the figures each recipe gets in plots/<recipe>/
 PLOTS = (('F1 by arm', 'f1_by_arm.png'), ('conflict', 'conflict_init_vs_trained.png'),
          ('conflict vs F1', 'conflict_vs_f1.png'))
+# rows of runs whose folders were gone before the runner kept records, one file per recipe's folder
+ROWS_WITHOUT_RECORDS = 'rows_without_records.csv'
 # the comparisons the referee asked for: CSBA against the summed baseline and against its capacity control
 COMPARISONS = (('csba', 'sum'), ('csba', 'shared'), ('shared', 'sum'), ('gradnorm', 'sum'), ('heads', 'sum'),
                ('sum_focal', 'sum'))
@@ -82,16 +88,30 @@ def run_row(run: Path) -> Dict[str, Any]:
 
 
 def collect(runs: Path, recipes: Sequence[str]) -> tuple:
-    """(rows of the diagnosed runs, names of finished runs without diagnostics) under runs/<recipe>/."""
+    """(rows of the diagnosed runs, names of finished runs without diagnostics) under runs/<recipe>/, with the
+    rows of runs/<recipe>/rows_without_records.csv for the runs that have no folder there."""
     rows, undiagnosed = [], []
     for recipe in recipes:
-        for run in sorted(p for p in (runs / recipe).glob('*.s*') if p.is_dir()):
+        folders = sorted(p for p in (runs / recipe).glob('*.s*') if p.is_dir() and not p.name.startswith('.'))
+        for run in folders:
             if not (run / 'test_metrics.json').exists():
                 continue
             if not (run / 'diagnostics' / 'diagnostics.json').exists():
                 undiagnosed.append(f'{recipe}/{run.name}')
                 continue
             rows.append(run_row(run))
+        kept = runs / recipe / ROWS_WITHOUT_RECORDS
+        if kept.exists():
+            names = {run.name for run in folders}
+            for row in pd.read_csv(kept).to_dict('records'):
+                if row['recipe'] != recipe:
+                    raise SystemExit(f'error: {kept} holds a row of recipe {row["recipe"]!r}; move it to '
+                                     f'{runs / row["recipe"] / ROWS_WITHOUT_RECORDS}.')
+                if f'{row["arm"]}.s{row["seed"]}' not in names:
+                    rows.append(row)
+    order = {recipe: i for i, recipe in enumerate(recipes)}
+    arms = {arm: i for i, arm in enumerate(ARMS)}
+    rows.sort(key=lambda r: (order[r['recipe']], arms.get(r['arm'], len(arms)), r['arm'], r['seed']))
     return rows, undiagnosed
 
 
@@ -124,13 +144,17 @@ def compare_arms(table: pd.DataFrame, runs: Path, a: str, b: str, recipe: str, r
         by_seed = rows[rows.arm == arm].set_index('seed')[column]
         return [float(by_seed[s]) for s in seeds]
 
-    result = {'a': a, 'b': b, 'seeds': seeds}
+    result = {'a': a, 'b': b, 'seeds': seeds, 'bootstrap': None, 'without_predictions': []}
     for column in ('macro_f1', *(f'f1_{g}' for g in MINORITY)):
         result[column] = paired_seed_test(values(a, column), values(b, column))
+    files = {(arm, seed): runs / recipe / f'{arm}.s{seed}' / 'test_predictions.csv' for arm in (a, b) for seed in seeds}
+    result['without_predictions'] = [f'{arm}.s{seed}' for (arm, seed), path in files.items() if not path.exists()]
+    if result['without_predictions']:
+        return result
     labels, predictions = None, {a: [], b: []}
     for arm in (a, b):
         for seed in seeds:
-            y, p = load_predictions(runs / recipe / f'{arm}.s{seed}' / 'test_predictions.csv')
+            y, p = load_predictions(files[arm, seed])
             labels = y if labels is None else labels
             if not np.array_equal(labels, y):
                 raise ValueError(f'{arm}.s{seed} was tested on other images than {a}.s{seeds[0]}')
@@ -180,12 +204,18 @@ def verdict(comparison: Dict) -> str:
     image bootstrap interval excludes 0; otherwise the data do not show one."""
     seed_test, boot = comparison['macro_f1'], comparison['bootstrap']
     a, b = comparison['a'], comparison['b']
-    shown = seed_test.ttest_p < 0.05 and (boot.low > 0 or boot.high < 0)
+    # without the bootstrap (runs without test predictions) the seed test alone cannot show a difference
+    shown = seed_test.ttest_p < 0.05 and boot is not None and (boot.low > 0 or boot.high < 0)
     direction = 'higher' if seed_test.mean_difference > 0 else 'lower'
     words = f'{a} scores {direction} macro-F1 than {b}' if shown else f'no difference in macro-F1 between {a} and {b} is shown'
+    images = (f'over test images {boot.estimate:+.3f}, {boot.confidence:.0%} CI [{boot.low:+.3f}, {boot.high:+.3f}]'
+              if boot is not None else _no_bootstrap(comparison))
     return (f'{words} (difference {seed_test.mean_difference:+.3f} over {seed_test.n} seeds, paired t p = '
-            f'{_p(seed_test.ttest_p)}, Wilcoxon p = {_p(seed_test.wilcoxon_p)}; over test images '
-            f'{boot.estimate:+.3f}, {boot.confidence:.0%} CI [{boot.low:+.3f}, {boot.high:+.3f}])')
+            f'{_p(seed_test.ttest_p)}, Wilcoxon p = {_p(seed_test.wilcoxon_p)}; {images})')
+
+
+def _no_bootstrap(comparison: Dict) -> str:
+    return f'no bootstrap over test images: no test predictions of {", ".join(comparison["without_predictions"])}'
 
 
 def plot(table: pd.DataFrame, out: Path) -> List[str]:
@@ -241,9 +271,9 @@ def plot(table: pd.DataFrame, out: Path) -> List[str]:
 def report(table: pd.DataFrame, runs: Path, undiagnosed: Sequence[str], resamples: int = 2000) -> str:
     summary = arm_summary(table)
     lines = ['# ELPV study: gradient conflict and the minority grades (issue 14)', '',
-             'Generated by `python studies/elpv/aggregate.py` from the runs of `python studies/elpv/run.py`; every '
-             'number below is recomputed from `results.csv` and the runs\' test predictions. Test split: split seed '
-             '0, 525 cells.', '']
+             'Generated by `python studies/elpv/aggregate.py` from the records of `python studies/elpv/run.py` '
+             '(`studies/elpv/records/`); every number below is recomputed from `results.csv` and the runs\' test '
+             'predictions. Test split: split seed 0, 525 cells.', '']
     for recipe, group in table.groupby('recipe', sort=False):
         config, flags = RECIPES.get(recipe, ('?', []))
         lines += [f'## Recipe `{recipe}`: `{" ".join([config, *flags])}`', '',
@@ -272,8 +302,9 @@ def report(table: pd.DataFrame, runs: Path, undiagnosed: Sequence[str], resample
         for comparison in comparisons:
             a, b = comparison['a'], comparison['b']
             m, boot = comparison['macro_f1'], comparison['bootstrap']
+            interval = f'[{boot.low:+.3f}, {boot.high:+.3f}]' if boot is not None else '— (runs without predictions)'
             lines.append(f'| {a} vs {b} | {m.n} | {m.mean_difference:+.3f} ({_p(m.ttest_p)}, {_p(m.wilcoxon_p)}) | '
-                         f'[{boot.low:+.3f}, {boot.high:+.3f}] | ' +
+                         f'{interval} | ' +
                          ' | '.join(f'{comparison[f"f1_{g}"].mean_difference:+.3f} ({_p(comparison[f"f1_{g}"].ttest_p)})'
                                     for g in MINORITY) + ' |')
             verdicts.append(verdict(comparison))
@@ -328,7 +359,8 @@ def aggregate(runs: Path, recipes: Sequence[str], out: Path, resamples: int = 20
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--recipe', nargs='+', default=['hub96', 'hub'], help='recipes to read, in the report\'s order')
-    parser.add_argument('--runs', type=Path, default=RUNS, help='the runner\'s folder')
+    parser.add_argument('--runs', type=Path, default=RECORDS,
+                        help='the runner\'s records (default) or run folders, as <recipe>/<arm>.s<seed>')
     parser.add_argument('--out', type=Path, default=HERE, help='where results.csv, REPORT.md and plots/ go')
     parser.add_argument('--resamples', type=int, default=2000, help='bootstrap resamples of the test images')
     args = parser.parse_args(argv)

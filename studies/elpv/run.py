@@ -4,27 +4,36 @@
     python studies/elpv/run.py --arms csba sum --seeds 0 1 2 --parallel 2 --threads 1
     python studies/elpv/run.py --recipe hub --arms csba sum --seeds 0 1 2        # the weights published before
     python studies/elpv/run.py --dry-run                            # what each run would do now
-    python studies/elpv/aggregate.py                                # results.csv, REPORT.md and plots from the runs
+    python studies/elpv/aggregate.py                                # results.csv, REPORT.md and plots from the records
 
 Every run is `train.py --config <recipe's config> <recipe's flags> <arm's flags> --seed S` into
 runs/elpv_study/<recipe>/<arm>.s<S>, then `python -m timm_csba.diagnose --compare init --params backbone
 layerwise` of its best checkpoint on the train split into the run's diagnostics/ (conflict after training and at
 initialisation, backbone and per stage, in one gradient pass each). Re-running skips finished runs, resumes
 killed ones from their last checkpoint (train.py --resume) and diagnoses trained ones that lack diagnostics, so
-the grid can be killed at any time and continued in a later session.
+the grid can be killed at any time and continued in a later session. The run folders hold weights and stay out of
+git; each finished run's small files (what the aggregator reads, no weights) are copied to
+studies/elpv/records/<recipe>/<arm>.s<S>, which is committed, so the study outlives the session that ran it.
 """
 import argparse
 import os
+import shutil
 import subprocess
+import tempfile
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
+from timm_csba.files import replace_dir
 from timm_csba.runs import saved_epochs
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / 'runs' / 'elpv_study'
+RECORDS = Path(__file__).resolve().parent / 'records'
+# what the aggregator reads of a run (about 190 KB); the weights stay in the run folder and, for published seeds, hub/
+RECORD_FILES = ('args.yaml', 'metrics.jsonl', 'test_metrics.json', 'test_predictions.csv', 'provenance.json',
+                'diagnostics/diagnostics.json')
 
 # arm -> train.py flags; sum is the paper's baseline, shared the capacity control for csba (the same gate
 # parameters, one gate for all branches), sum_focal the loss-side alternative to an architectural fix
@@ -61,6 +70,26 @@ def state_of(run: Path) -> str:
     if saved_epochs(run):
         return 'killed'
     return 'new'
+
+
+def is_recorded(run: Path, records: Path) -> bool:
+    return all((records / run.parent.name / run.name / name).exists() for name in RECORD_FILES)
+
+
+def record(run: Path, records: Path) -> Path:
+    """Copy a done run's RECORD_FILES to records/<recipe>/<run>; the folder appears whole or not at all."""
+    target = records / run.parent.name / run.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{run.name}.', dir=target.parent))
+    try:
+        for name in RECORD_FILES:
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(run / name, tmp / name)
+        replace_dir(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(target.with_name(target.name + '.old'), ignore_errors=True)
+    return target
 
 
 def _from_root(path: Path) -> str:
@@ -110,8 +139,10 @@ def _execute(run: Path, commands: Sequence[List[str]], threads: int) -> int:
 
 
 def run_grid(recipe: str, arms: Sequence[str], seeds: Sequence[int], runs: Path = RUNS, parallel: int = 2,
-             threads: int = 1, max_batches: int = 0, dry_run: bool = False) -> Dict[str, str]:
-    """Bring every (arm, seed) run of the recipe to 'done', `parallel` at a time; return {run name: outcome}."""
+             threads: int = 1, max_batches: int = 0, dry_run: bool = False,
+             records: Optional[Path] = RECORDS) -> Dict[str, str]:
+    """Bring every (arm, seed) run of the recipe to 'done', `parallel` at a time, and record each done run under
+    `records` (None: keep no records); return {run name: outcome}."""
     jobs = {}
     for seed in seeds:  # seed-major: a grid cut short still has whole seeds of every arm to compare
         for arm in arms:
@@ -122,13 +153,19 @@ def run_grid(recipe: str, arms: Sequence[str], seeds: Sequence[int], runs: Path 
     if dry_run:
         for name, (run, commands) in todo.items():
             print(f'{name} ({state_of(run)}):\n' + ''.join(f'  {" ".join(c)}\n' for c in commands))
-        return {**outcomes, **{name: 'would run' for name in todo}}
+        unrecorded = [name for name in outcomes if records is not None and not is_recorded(jobs[name][0], records)]
+        return {**outcomes, **{name: 'would record' for name in unrecorded}, **{name: 'would run' for name in todo}}
+    for name in outcomes:  # done in an earlier pass that ended before recording it
+        run = jobs[name][0]
+        if records is not None and not is_recorded(run, records):
+            print(f'{name}: recorded in {record(run, records)}', flush=True)
     with ThreadPoolExecutor(max_workers=parallel) as pool:
         futures = {name: pool.submit(_execute, run, commands, threads) for name, (run, commands) in todo.items()}
         for name, future in futures.items():
             code = future.result()
             outcomes[name] = 'done' if code == 0 else f'failed (exit {code}; see {name}.log)'
-            print(f'{name}: {outcomes[name]}', flush=True)
+            where = f', recorded in {record(jobs[name][0], records)}' if code == 0 and records is not None else ''
+            print(f'{name}: {outcomes[name]}{where}', flush=True)
     return outcomes
 
 
@@ -142,10 +179,12 @@ def main(argv=None) -> int:
     parser.add_argument('--diagnose-batches', type=int, default=0,
                         help='single-class batches per diagnosis (0: the whole train split)')
     parser.add_argument('--runs', type=Path, default=RUNS, help='where the run folders go')
+    parser.add_argument('--records', type=Path, default=RECORDS,
+                        help='where each done run\'s small files are copied for the aggregator (committed)')
     parser.add_argument('--dry-run', action='store_true', help='print what each unfinished run would run')
     args = parser.parse_args(argv)
     outcomes = run_grid(args.recipe, args.arms, args.seeds, args.runs, args.parallel, args.threads,
-                        args.diagnose_batches, args.dry_run)
+                        args.diagnose_batches, args.dry_run, args.records)
     return int(any(o.startswith('failed') for o in outcomes.values()))
 
 
