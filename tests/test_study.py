@@ -211,3 +211,62 @@ def test_conflict_vs_f1_within_grade_removes_the_grades_own_differences():
     within = study_aggregate.conflict_vs_f1(table, within_grade=True)
     # centred: (-1/16, -1/64) and (+1/16, +1/64) for each of the 4 grades, two tied groups of 4: rho = 1
     assert within['n'] == 8 and within['rho'] == pytest.approx(1.0)
+
+
+def _comparison(a, b, macro=0.0, p=0.5, interval=None, f1_likely=0.0, p_likely=0.5, cosine=0.0, p_cosine=0.5):
+    """A compare_arms result with the given macro-F1, likely_defective F1 and backbone cosine differences."""
+    from timm_csba.stats import BootstrapInterval, SeedComparison
+    null = SeedComparison(5, 0.0, 0.01, 1.0, 1.0)
+    boot = None if interval is None else BootstrapInterval(macro, *interval, 0.95, 200)
+    return {'a': a, 'b': b, 'seeds': list(range(5)), 'bootstrap': boot, 'without_predictions': [],
+            'macro_f1': SeedComparison(5, macro, 0.01, p, p), 'f1_possibly_defective': null,
+            'f1_likely_defective': SeedComparison(5, f1_likely, 0.01, p_likely, p_likely),
+            'backbone_cosine_trained': SeedComparison(5, cosine, 0.01, p_cosine, p_cosine),
+            'backbone_magnitude_trained': null}
+
+
+def _grades_table():
+    row = {'recipe': 'x', 'arm': 'csba', 'seed': 0}
+    for i, grade in enumerate(study_aggregate.GRADES):  # functional: the most conflicted grade and the best F1
+        row[f'conflict_{grade}_trained'], row[f'f1_{grade}'] = -0.4 + 0.1 * i, 0.9 - 0.2 * i
+    return pd.DataFrame([row])
+
+
+def _answers(comparisons, within_rho=0.1, within_p=0.6):
+    lines = study_aggregate.conclusion(_grades_table(), comparisons, {'rho': -0.7, 'p_value': 0.001, 'n': 40},
+                                       {'rho': within_rho, 'p_value': within_p, 'n': 40})
+    return {line.split('**')[1]: line.split('**')[2] for line in lines}
+
+
+def test_the_conclusion_answers_each_question_from_the_shown_differences():
+    csba_sum = _comparison('csba', 'sum', macro=0.05, p=0.01, interval=(0.02, 0.08), f1_likely=0.10, p_likely=0.01,
+                           cosine=0.04, p_cosine=0.02)
+    # CSBA beats its capacity control as it beats sum, and the control does not beat sum: the gates carry it
+    answers = _answers([csba_sum, _comparison('csba', 'shared', 0.04, 0.02, (0.01, 0.07)),
+                        _comparison('shared', 'sum', 0.01, 0.4, (-0.02, 0.04))], within_rho=0.4, within_p=0.01)
+    assert answers['Does CSBA reduce gradient conflict?'].startswith(' Yes, CSBA ends training with less backbone')
+    assert answers['Does CSBA beat the summed baseline on the minority grades?'].startswith(' Yes, on likely_defective:')
+    assert 'csba scores higher macro-F1 than sum' in answers['Does CSBA beat the summed baseline on the minority grades?']
+    assert answers['Does the shared-gate control explain the difference?'].startswith(' No: CSBA also differs')
+    assert answers['Does gradient conflict predict per-grade F1?'].startswith(
+        ' Yes, within grades: a grade scores lower F1 in the runs where it conflicts more')
+    assert 'functional both conflicts most and scores best' in answers['Does gradient conflict predict per-grade F1?']
+
+    # the control gains over sum as CSBA does, and CSBA does not beat it: capacity
+    answers = _answers([csba_sum, _comparison('csba', 'shared', 0.01, 0.5, (-0.02, 0.03)),
+                        _comparison('shared', 'sum', 0.04, 0.01, (0.01, 0.07))])
+    assert answers['Does the shared-gate control explain the difference?'].startswith(' Yes: the shared gate')
+    assert answers['Does gradient conflict predict per-grade F1?'].startswith(' Not shown')
+
+    # a seed-paired p below 0.05 without test predictions (no bootstrap) shows no macro-F1 difference
+    no_bootstrap = _comparison('csba', 'sum', macro=0.05, p=0.01, f1_likely=-0.1, p_likely=0.01)
+    no_bootstrap['without_predictions'] = ['sum.s0']
+    answers = _answers([no_bootstrap, _comparison('csba', 'shared'), _comparison('shared', 'sum')])
+    assert answers['Does CSBA reduce gradient conflict?'].startswith(' Not shown')
+    assert answers['Does CSBA beat the summed baseline on the minority grades?'].startswith(
+        ' No, it is worse on likely_defective')
+    assert 'no test predictions of sum.s0' in answers['Does CSBA beat the summed baseline on the minority grades?']
+    assert answers['Does the shared-gate control explain the difference?'].startswith(' There is no shown difference')
+    assert _answers([csba_sum])['Does the shared-gate control explain the difference?'].startswith(' Not measured')
+    assert study_aggregate.conclusion(_grades_table(), [], {}, {}) == [
+        '- Nothing to conclude yet: csba and sum need at least two seeds in common.']

@@ -37,6 +37,9 @@ SETS = ('backbone', 'stem', 'stages.0', 'stages.1', 'stages.2', 'stages.3', 'hea
 # (title, file) of the figures each recipe gets in plots/<recipe>/
 PLOTS = (('F1 by arm', 'f1_by_arm.png'), ('conflict', 'conflict_init_vs_trained.png'),
          ('conflict vs F1', 'conflict_vs_f1.png'))
+# after-training backbone conflict, compared between arms as the F1s are: does an architecture reduce conflict?
+CONFLICT_TRAINED = ('backbone_cosine_trained', 'backbone_magnitude_trained')
+ALPHA = 0.05  # a seed-paired difference counts when its t-test p is below this
 # rows of runs whose folders were gone before the runner kept records, one file per recipe's folder
 ROWS_WITHOUT_RECORDS = 'rows_without_records.csv'
 # the comparisons the referee asked for: CSBA against the summed baseline and against its capacity control
@@ -145,7 +148,7 @@ def compare_arms(table: pd.DataFrame, runs: Path, a: str, b: str, recipe: str, r
         return [float(by_seed[s]) for s in seeds]
 
     result = {'a': a, 'b': b, 'seeds': seeds, 'bootstrap': None, 'without_predictions': []}
-    for column in ('macro_f1', *(f'f1_{g}' for g in MINORITY)):
+    for column in ('macro_f1', *(f'f1_{g}' for g in MINORITY), *CONFLICT_TRAINED):
         result[column] = paired_seed_test(values(a, column), values(b, column))
     files = {(arm, seed): runs / recipe / f'{arm}.s{seed}' / 'test_predictions.csv' for arm in (a, b) for seed in seeds}
     result['without_predictions'] = [f'{arm}.s{seed}' for (arm, seed), path in files.items() if not path.exists()]
@@ -199,13 +202,18 @@ def _p(value: float) -> str:
     return '—' if math.isnan(value) else f'{value:.3f}'
 
 
+def macro_f1_shown(comparison: Dict) -> bool:
+    """A macro-F1 difference counts when the seed-paired t-test gives p < ALPHA and the image bootstrap interval
+    excludes 0; without the bootstrap (runs without test predictions) the seed test alone does not show one."""
+    boot = comparison['bootstrap']
+    return comparison['macro_f1'].ttest_p < ALPHA and boot is not None and (boot.low > 0 or boot.high < 0)
+
+
 def verdict(comparison: Dict) -> str:
-    """Plain words for a vs b on macro-F1: a difference counts when the seed-paired t-test gives p < 0.05 and the
-    image bootstrap interval excludes 0; otherwise the data do not show one."""
+    """Plain words for a vs b on macro-F1 (`macro_f1_shown`): a difference or 'no difference is shown'."""
     seed_test, boot = comparison['macro_f1'], comparison['bootstrap']
     a, b = comparison['a'], comparison['b']
-    # without the bootstrap (runs without test predictions) the seed test alone cannot show a difference
-    shown = seed_test.ttest_p < 0.05 and boot is not None and (boot.low > 0 or boot.high < 0)
+    shown = macro_f1_shown(comparison)
     direction = 'higher' if seed_test.mean_difference > 0 else 'lower'
     words = f'{a} scores {direction} macro-F1 than {b}' if shown else f'no difference in macro-F1 between {a} and {b} is shown'
     images = (f'over test images {boot.estimate:+.3f}, {boot.confidence:.0%} CI [{boot.low:+.3f}, {boot.high:+.3f}]'
@@ -216,6 +224,93 @@ def verdict(comparison: Dict) -> str:
 
 def _no_bootstrap(comparison: Dict) -> str:
     return f'no bootstrap over test images: no test predictions of {", ".join(comparison["without_predictions"])}'
+
+
+def _shown(seed_test) -> bool:
+    return seed_test.ttest_p < ALPHA
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]  # str.capitalize would lower-case the rest, CSBA included
+
+
+def _difference(seed_test, what: str) -> str:
+    return f'{what} {seed_test.mean_difference:+.3f} (paired t p = {_p(seed_test.ttest_p)}, n = {seed_test.n})'
+
+
+def conclusion(table: pd.DataFrame, comparisons: Sequence[Dict], pooled: Dict[str, Any],
+               within: Dict[str, Any]) -> List[str]:
+    """The issue's four questions answered in plain words from one recipe's numbers. A difference between arms
+    counts when its seed-paired t-test gives p < ALPHA (for macro-F1 the image bootstrap interval must also exclude
+    0: `macro_f1_shown`); the answer says 'not shown' otherwise, never 'no effect'."""
+    by_pair = {(c['a'], c['b']): c for c in comparisons}
+    csba_sum, csba_shared, shared_sum = (by_pair.get(pair) for pair in
+                                         (('csba', 'sum'), ('csba', 'shared'), ('shared', 'sum')))
+    lines = []
+    if csba_sum is None:
+        return ['- Nothing to conclude yet: csba and sum need at least two seeds in common.']
+
+    cosine, magnitude = (csba_sum[column] for column in CONFLICT_TRAINED)
+    if _shown(cosine) or _shown(magnitude):
+        # a higher (less negative) cosine after training is less conflict
+        direction = 'less' if (cosine if _shown(cosine) else magnitude).mean_difference > 0 else 'more'
+        answer = f'yes, CSBA ends training with {direction} backbone conflict than sum'
+    else:
+        answer = 'not shown'
+    lines.append(f'- **Does CSBA reduce gradient conflict?** {_sentence(answer)}: after training, '
+                 f'{_difference(cosine, "cosine csba − sum")}, {_difference(magnitude, "magnitude-aware")}; a '
+                 f'higher (less negative) value is less conflict.')
+
+    minority = {g: csba_sum[f'f1_{g}'] for g in MINORITY}
+    better = [g for g, t in minority.items() if _shown(t) and t.mean_difference > 0]
+    worse = [g for g, t in minority.items() if _shown(t) and t.mean_difference < 0]
+    answer = ('yes, on ' + ' and '.join(better) if better and not worse else
+              'no, it is worse on ' + ' and '.join(worse) if worse and not better else
+              'mixed' if better else 'not shown')
+    lines.append(f'- **Does CSBA beat the summed baseline on the minority grades?** {_sentence(answer)}: ' +
+                 ', '.join(_difference(t, f'F1 {g} csba − sum') for g, t in minority.items()) +
+                 f'; {verdict(csba_sum)}.')
+
+    if csba_shared is None or shared_sum is None:
+        lines.append('- **Does the shared-gate control explain the difference?** Not measured yet: the shared arm '
+                     'needs at least two seeds in common with csba and sum.')
+    else:
+        macro = {pair: c['macro_f1'] for pair, c in by_pair.items()}
+        sign = np.sign(macro['csba', 'sum'].mean_difference)
+
+        def moves_like_csba(comparison):  # a shown macro-F1 difference in the direction csba differs from sum
+            return macro_f1_shown(comparison) and np.sign(comparison['macro_f1'].mean_difference) == sign
+
+        gate, capacity = moves_like_csba(csba_shared), moves_like_csba(shared_sum)
+        if not macro_f1_shown(csba_sum):
+            answer = 'there is no shown difference between csba and sum to explain'
+        elif gate and not capacity:
+            answer = 'no: CSBA also differs from its capacity control, so the branch-specific attention, not the ' \
+                     'added gate parameters, carries the difference'
+        elif capacity and not gate:
+            answer = 'yes: the shared gate differs from sum as CSBA does, so capacity explains the difference'
+        else:
+            answer = 'undecided: neither the control nor CSBA\'s own gates alone account for the difference'
+        lines.append(f'- **Does the shared-gate control explain the difference?** {_sentence(answer)}: '
+                     f'{_difference(macro["csba", "shared"], "macro-F1 csba − shared")}, '
+                     f'{_difference(macro["shared", "sum"], "shared − sum")}.')
+
+    answer = ('yes, within grades: a grade scores ' + ('lower' if within['rho'] > 0 else 'higher') +
+              ' F1 in the runs where it conflicts more' if within['p_value'] < ALPHA else 'not shown')
+    lines.append(f'- **Does gradient conflict predict per-grade F1?** {_sentence(answer)}: within each grade, '
+                 f'Spearman rho = {_p(within["rho"])} (p = {_p(within["p_value"])}, n = {within["n"]}) between its '
+                 f'mean backbone cosine with the other grades and its F1. Pooled over grades rho = {_p(pooled["rho"])} '
+                 f'(p = {_p(pooled["p_value"])}), which mixes the grades\' own differences with any effect of '
+                 f'conflict{_grade_extremes(table)}.')
+    return lines
+
+
+def _grade_extremes(table: pd.DataFrame) -> str:
+    """': <grade> both conflicts most and scores best' when one grade does both (mean over runs), else ''."""
+    conflict = {g: table[f'conflict_{g}_trained'].mean() for g in GRADES}
+    f1 = {g: table[f'f1_{g}'].mean() for g in GRADES}
+    most_conflicted, best = min(conflict, key=conflict.get), max(f1, key=f1.get)
+    return f': {best} both conflicts most and scores best' if most_conflicted == best else ''
 
 
 def plot(table: pd.DataFrame, out: Path) -> List[str]:
@@ -298,7 +393,7 @@ def report(table: pd.DataFrame, runs: Path, undiagnosed: Sequence[str], resample
                       '|---|---|---|---|' + '---|' * len(MINORITY)]
         else:
             lines.append('None yet: a comparison needs at least two seeds that both arms have.')
-        verdicts = []
+        others = []  # the comparisons the conclusion does not already quote
         for comparison in comparisons:
             a, b = comparison['a'], comparison['b']
             m, boot = comparison['macro_f1'], comparison['bootstrap']
@@ -307,7 +402,8 @@ def report(table: pd.DataFrame, runs: Path, undiagnosed: Sequence[str], resample
                          f'{interval} | ' +
                          ' | '.join(f'{comparison[f"f1_{g}"].mean_difference:+.3f} ({_p(comparison[f"f1_{g}"].ttest_p)})'
                                     for g in MINORITY) + ' |')
-            verdicts.append(verdict(comparison))
+            if (a, b) != ('csba', 'sum'):
+                others.append(verdict(comparison))
         layer = ['', '### Conflict per stage (cosine, mean off-diagonal, mean over seeds: init → trained)', '',
                  '| arm | ' + ' | '.join(SETS[1:]) + ' |', '|---|' + '---|' * len(SETS[1:])]
         for arm, runs_of_arm in group.groupby('arm', sort=False):
@@ -326,8 +422,8 @@ def report(table: pd.DataFrame, runs: Path, undiagnosed: Sequence[str], resample
                   f'runs), after training rho = {_p(within["rho"])} (p = '
                   f'{_p(within["p_value"])}, n = {within["n"]}). The pairs are not independent (four grades of one '
                   f'run share a model), so p is optimistic.', '',
-                  '### In plain words', '', *(f'- {v}.' for v in verdicts or ['nothing to conclude yet: no '
-                                                                                 'paired comparison']), '',
+                  '### In plain words', '', *conclusion(group, comparisons, pooled, within), '',
+                  *(['The other comparisons:', '', *(f'- {v}.' for v in others), ''] if others else []),
                   *(f'![{title}](plots/{recipe}/{name})' for title, name in PLOTS), '']
     recipes = list(dict.fromkeys(table.recipe))
     for i, a in enumerate(recipes):
