@@ -121,6 +121,19 @@ def test_staged_folder_loads_with_local_dir_and_predicts_like_the_run(staged_smo
     torch.testing.assert_close(staged(x), run(x), rtol=0, atol=0)
 
 
+def test_export_takes_other_seeds_from_their_study_records(smoke_runs, staged_smoke, tmp_path):
+    # a seed whose run folder (weights) is gone but whose record survives still counts for the card's mean and std
+    record = tmp_path / smoke_runs[1].name
+    record.mkdir()
+    for name in ('args.yaml', 'test_metrics.json'):
+        shutil.copyfile(smoke_runs[1] / name, record / name)
+    staged = export_run(smoke_runs[0], tmp_path / 'csba_squeeze.smoke', seed_runs=[record])
+    assert (staged / 'seeds.json').read_text() == (staged_smoke / 'seeds.json').read_text()
+    (record / 'test_metrics.json').unlink()
+    with pytest.raises(HubError, match='not a finished run of another seed: it lacks test_metrics.json'):
+        export_run(smoke_runs[0], tmp_path / 'out', seed_runs=[record])
+
+
 def test_export_refuses_unfinished_runs_and_other_recipes(smoke_runs, tmp_path):
     unfinished = tmp_path / 'unfinished'
     unfinished.mkdir()

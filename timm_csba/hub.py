@@ -106,11 +106,23 @@ def save_pretrained(
 # export: a finished run -> a staged Hub folder
 
 
+# what another seed needs for the card's mean and std: a finished run, or its record (studies/elpv/records/...)
+SEED_FILES = ('args.yaml', 'test_metrics.json')
+
+
 def _check_run(run: Path) -> Dict[str, Any]:
     missing = [name for name in RUN_FILES if not (run / name).exists()]
     if missing:
         raise HubError(f'{run} is not a finished train.py run: it lacks {", ".join(missing)}. Export the run '
                        f'directory of a completed `accelerate launch train.py` (runs/<name>).')
+    return yaml.safe_load((run / 'args.yaml').read_text())
+
+
+def _check_seed(run: Path) -> Dict[str, Any]:
+    missing = [name for name in SEED_FILES if not (run / name).exists()]
+    if missing:
+        raise HubError(f'{run} is not a finished run of another seed: it lacks {", ".join(missing)}. Pass run '
+                       f'directories of completed train.py runs, or their study records, to --seeds.')
     return yaml.safe_load((run / 'args.yaml').read_text())
 
 
@@ -160,8 +172,9 @@ def export_run(run_dir: os.PathLike, to: os.PathLike, seed_runs: Sequence[os.Pat
                diagnostics_dir: Optional[os.PathLike] = None, study: Optional[os.PathLike] = None) -> Path:
     """Stage the run's best checkpoint as a Hub repo in `to` (atomically), with its model card.
 
-    `seed_runs` are the same recipe with other seeds: their test metrics give the card's mean and std; the
-    weights are those of `run_dir`. Diagnostics come from `diagnostics_dir` (default RUN/diagnostics, as
+    `seed_runs` are the same recipe with other seeds, as run folders or the study's records of them (only their
+    args.yaml and test_metrics.json are read): their test metrics give the card's mean and std; the weights are
+    those of `run_dir`. Diagnostics come from `diagnostics_dir` (default RUN/diagnostics, as
     written by `python -m timm_csba.diagnose --model-dir RUN/best --compare init --out RUN/diagnostics`).
     `study` is a study's results.csv holding the run (studies/elpv/results.csv): the card then quotes the
     architecture's row of that study (study.json) and names its report.
@@ -170,7 +183,7 @@ def export_run(run_dir: os.PathLike, to: os.PathLike, seed_runs: Sequence[os.Pat
     args = _check_run(run)
     runs = [run] + [Path(r) for r in seed_runs if Path(r).resolve() != run.resolve()]
     for other in runs[1:]:
-        other_args = _check_run(other)
+        other_args = _check_seed(other)
         differs = sorted(k for k in set(args) | set(other_args)
                          if k not in SEED_FREE_KEYS and args.get(k) != other_args.get(k))
         if differs:
@@ -488,7 +501,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     p = commands.add_parser('export', help='stage a finished train.py run as a Hub repo folder')
     p.add_argument('run_dir', help='the run directory (runs/<name>)')
     p.add_argument('--to', required=True, help='the staged folder, hub/<arch>.<tag>')
-    p.add_argument('--seeds', nargs='*', default=[], help='other-seed runs of the same recipe (for mean and std)')
+    p.add_argument('--seeds', nargs='*', default=[],
+                   help='other-seed runs of the same recipe, or their study records (for mean and std)')
     p.add_argument('--diagnostics', help='diagnostics folder (default: RUN/diagnostics)')
     p.add_argument('--study', help='a study\'s results.csv that holds the run (studies/elpv/results.csv): the card '
                                    'quotes the architecture\'s row')
