@@ -110,19 +110,13 @@ def save_pretrained(
 SEED_FILES = ('args.yaml', 'test_metrics.json')
 
 
-def _check_run(run: Path) -> Dict[str, Any]:
-    missing = [name for name in RUN_FILES if not (run / name).exists()]
+def _check_run(run: Path, files: Sequence[str] = tuple(RUN_FILES), what: str = 'a finished train.py run',
+               fix: str = 'Export the run directory of a completed `accelerate launch train.py` (runs/<name>).'
+               ) -> Dict[str, Any]:
+    """The run's args, once `files` are there: RUN_FILES for the exported run, SEED_FILES for another seed."""
+    missing = [name for name in files if not (run / name).exists()]
     if missing:
-        raise HubError(f'{run} is not a finished train.py run: it lacks {", ".join(missing)}. Export the run '
-                       f'directory of a completed `accelerate launch train.py` (runs/<name>).')
-    return yaml.safe_load((run / 'args.yaml').read_text())
-
-
-def _check_seed(run: Path) -> Dict[str, Any]:
-    missing = [name for name in SEED_FILES if not (run / name).exists()]
-    if missing:
-        raise HubError(f'{run} is not a finished run of another seed: it lacks {", ".join(missing)}. Pass run '
-                       f'directories of completed train.py runs, or their study records, to --seeds.')
+        raise HubError(f'{run} is not {what}: it lacks {", ".join(missing)}. {fix}')
     return yaml.safe_load((run / 'args.yaml').read_text())
 
 
@@ -183,7 +177,8 @@ def export_run(run_dir: os.PathLike, to: os.PathLike, seed_runs: Sequence[os.Pat
     args = _check_run(run)
     runs = [run] + [Path(r) for r in seed_runs if Path(r).resolve() != run.resolve()]
     for other in runs[1:]:
-        other_args = _check_seed(other)
+        other_args = _check_run(other, SEED_FILES, 'a finished run of another seed', 'Pass run directories of '
+                                'completed train.py runs, or their study records, to --seeds.')
         differs = sorted(k for k in set(args) | set(other_args)
                          if k not in SEED_FREE_KEYS and args.get(k) != other_args.get(k))
         if differs:
