@@ -10,7 +10,7 @@ from typing import Any, Iterator
 
 import yaml
 
-__all__ = ['atomic_path', 'write_text', 'write_json', 'write_yaml', 'replace_dir', 'file_sha256']
+__all__ = ['atomic_path', 'atomic_dir', 'write_text', 'write_json', 'write_yaml', 'replace_dir', 'file_sha256']
 
 
 @contextmanager
@@ -60,6 +60,20 @@ def replace_dir(tmp_dir: os.PathLike, target: os.PathLike) -> None:
     os.replace(tmp_dir, target)
     if old.exists():
         shutil.rmtree(old)
+
+
+@contextmanager
+def atomic_dir(target: os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary folder beside `target`; on success it replaces `target` (`replace_dir`), on error
+    it is removed, so `target` is the previous folder or the complete new one, never a half-filled one."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{target.name}.', dir=target.parent))
+    try:
+        yield tmp
+        replace_dir(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # nothing left there after replace_dir moved it
 
 
 def file_sha256(path: os.PathLike) -> str:

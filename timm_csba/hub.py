@@ -24,7 +24,6 @@ import os
 import shutil
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -38,7 +37,7 @@ from safetensors.torch import save_file
 from timm.models import get_pretrained_cfg_value, load_model_config_from_hf, parse_model_name
 from timm.models._hub import load_model_config_from_path, save_config_for_hf
 
-from .files import file_sha256, replace_dir
+from .files import atomic_dir, file_sha256
 from .model_card import CARD_METRICS, model_card
 from .models.csba_squeeze import HF_HUB_ORG
 
@@ -79,27 +78,24 @@ def save_pretrained(
     crop_pct); it becomes the pretrained_cfg that `timm.data.resolve_data_config` returns for the export.
     `extra_config` adds top-level config.json keys (e.g. the logit offsets folded into the weights).
     """
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{directory.name}.', dir=directory.parent))
-    # contiguous copies: a channels_last model's conv weights are strided, which safetensors refuses
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / 'model.safetensors'))
     # descriptions of the classes, where they are the ones the model's pretrained cfg describes (timm's
     # top-level config.json field); another dataset's classes get none rather than ELPV's
     cfg = getattr(model, 'pretrained_cfg', None) or {}
     same_classes = tuple(cfg.get('label_names') or ()) == tuple(label_names)
     descriptions = dict(cfg['label_descriptions']) if same_classes and cfg.get('label_descriptions') else None
-    save_config_for_hf(
-        model,
-        str(tmp / 'config.json'),
-        model_config=dict(label_names=list(label_names), label_descriptions=descriptions,
-                          pretrained_cfg=dict(label_names=list(label_names), label_descriptions=descriptions),
-                          **(extra_config or {})),
-        model_args=model_args,
-        data_config=data_config,
-    )
-    replace_dir(tmp, directory)
-    return directory
+    with atomic_dir(directory) as tmp:
+        # contiguous copies: a channels_last model's conv weights are strided, which safetensors refuses
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / 'model.safetensors'))
+        save_config_for_hf(
+            model,
+            str(tmp / 'config.json'),
+            model_config=dict(label_names=list(label_names), label_descriptions=descriptions,
+                              pretrained_cfg=dict(label_names=list(label_names), label_descriptions=descriptions),
+                              **(extra_config or {})),
+            model_args=model_args,
+            data_config=data_config,
+        )
+    return Path(directory)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -189,9 +185,7 @@ def export_run(run_dir: os.PathLike, to: os.PathLike, seed_runs: Sequence[os.Pat
         raise HubError(f'{diagnostics} holds no diagnostics.json. Run `python -m timm_csba.diagnose --model-dir '
                        f'{run / "best"} --compare init --out {run / "diagnostics"}` first, or pass --diagnostics.')
 
-    to.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{to.name}.', dir=to.parent))
-    try:
+    with atomic_dir(to) as tmp:
         for source, name in RUN_FILES.items():
             shutil.copyfile(run / source, tmp / name)
         (tmp / 'diagnostics').mkdir()
@@ -206,10 +200,6 @@ def export_run(run_dir: os.PathLike, to: os.PathLike, seed_runs: Sequence[os.Pat
             (tmp / 'study.json').write_text(json.dumps(row, indent=2) + '\n')
         (tmp / 'README.md').write_text(model_card(tmp, repo_name=to.name))
         validate_staged(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    replace_dir(tmp, to)
     return to
 
 

@@ -20,12 +20,11 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from timm_csba.files import replace_dir
+from timm_csba.files import atomic_dir
 from timm_csba.runs import saved_epochs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,24 +71,21 @@ def state_of(run: Path) -> str:
     return 'new'
 
 
+def record_dir(run: Path, records: Path) -> Path:
+    return records / run.parent.name / run.name  # records/<recipe>/<arm>.s<seed>, the run folder's layout
+
+
 def is_recorded(run: Path, records: Path) -> bool:
-    return all((records / run.parent.name / run.name / name).exists() for name in RECORD_FILES)
+    return all((record_dir(run, records) / name).exists() for name in RECORD_FILES)
 
 
 def record(run: Path, records: Path) -> Path:
     """Copy a done run's RECORD_FILES to records/<recipe>/<run>; the folder appears whole or not at all."""
-    target = records / run.parent.name / run.name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{run.name}.', dir=target.parent))
-    try:
+    with atomic_dir(record_dir(run, records)) as tmp:
         for name in RECORD_FILES:
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(run / name, tmp / name)
-        replace_dir(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    shutil.rmtree(target.with_name(target.name + '.old'), ignore_errors=True)
-    return target
+    return record_dir(run, records)
 
 
 def _from_root(path: Path) -> str:
