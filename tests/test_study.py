@@ -18,7 +18,8 @@ sys.path.insert(0, str(ROOT))
 from studies.elpv import aggregate as study_aggregate  # noqa: E402
 from studies.elpv import run as study_run  # noqa: E402
 from timm_csba.hub import HubError, export_run  # noqa: E402
-from timm_csba.stats import bootstrap_macro_f1_difference, macro_f1, mean_std, paired_seed_test  # noqa: E402
+from timm_csba.stats import (bootstrap_macro_f1_difference, format_mean_std, macro_f1, mean_std,  # noqa: E402
+                             paired_seed_test)
 
 ARMS, SEEDS = ['csba', 'sum'], [0, 1]
 
@@ -163,6 +164,10 @@ def test_paired_seed_test_by_hand():
     assert result.wilcoxon_p == pytest.approx(2 / 32)  # exact: only 1 of the 2^5 sign patterns is as extreme, x2
     assert paired_seed_test([0.5, 0.6], [0.5, 0.6]).ttest_p == 1.0
     assert mean_std([1.0, 2.0, 3.0, float('nan')]) == (2.0, 1.0)
+    # the report (NaN) and the cards (None from JSON) print a missing value the same way
+    assert format_mean_std(*mean_std([0.5, 0.6])) == '0.550 ± 0.071'
+    assert format_mean_std(*mean_std([0.5])) == format_mean_std(0.5, None) == '0.500'
+    assert format_mean_std(*mean_std([])) == format_mean_std(None) == '—'
 
 
 def test_macro_f1_and_bootstrap_by_hand():

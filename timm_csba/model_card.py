@@ -15,6 +15,7 @@ import timm
 import yaml
 
 from .diagnostics import RunDiagnostics
+from .stats import format_mean_std as _fmt
 
 __all__ = ['CARD_METRICS', 'model_card']
 
@@ -76,12 +77,8 @@ For commercial use, train on data you hold the rights to (`train.py --dataset pv
 is a summary, not legal advice."""
 
 
-def _fmt(value: Optional[float]) -> str:
-    return '—' if value is None else f'{value:.3f}'
-
-
 def _mean_std(stats: Dict[str, Optional[float]]) -> str:
-    return _fmt(stats['mean']) + (f' ± {stats["std"]:.3f}' if stats['std'] is not None else '')
+    return _fmt(stats['mean'], stats['std'])
 
 
 def _study_table(study: Dict[str, Any], label_names) -> Dict[str, Any]:
@@ -138,7 +135,7 @@ def model_card(folder: os.PathLike, repo_name: str) -> str:
 
     def seeds_cell(key):  # the table's last column, present only with more than one seed
         s = summary[key]
-        return f' {_fmt(s["mean"])} ± {s["std"]:.3f} |' if n > 1 else ''
+        return f' {_mean_std(s)} |' if n > 1 else ''
 
     per_class = test['per_class']
     backbone = diag.diagnostics.parameter_sets['backbone'].summary['cosine']

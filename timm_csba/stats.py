@@ -3,6 +3,7 @@
     paired_seed_test(a, b)                    # two architectures, one value per shared seed: Wilcoxon + paired t
     bootstrap_macro_f1_difference(y, pa, pb)  # the same test images, resampled: CI of the macro-F1 difference
     mean_std(values)                          # mean and sample std (ddof=1), NaN-free
+    format_mean_std(mean, std)                # '0.550 ± 0.024', as the study report and the model cards print it
 
 Thin over scipy.stats; with 5 seeds a Wilcoxon signed-rank test cannot reach p < 0.05 two-sided (its smallest
 exact p is 2/32 = 0.0625), which is why the paired t-test and the image bootstrap are reported beside it.
@@ -15,7 +16,7 @@ import numpy as np
 from scipy import stats
 
 __all__ = ['SeedComparison', 'BootstrapInterval', 'paired_seed_test', 'bootstrap_macro_f1_difference', 'macro_f1',
-           'mean_std']
+           'mean_std', 'format_mean_std']
 
 
 @dataclass
@@ -100,3 +101,11 @@ def bootstrap_macro_f1_difference(
     return BootstrapInterval(estimate=float(difference(np.arange(len(labels)))),
                              low=float(np.quantile(boot, tail)), high=float(np.quantile(boot, 1 - tail)),
                              confidence=confidence, resamples=resamples)
+
+
+def format_mean_std(mean: Optional[float], std: Optional[float] = None) -> str:
+    """'0.550 ± 0.024' at three decimals; '—' for a missing mean and no ± for a missing std (None from JSON or NaN
+    from a DataFrame: a single seed has no std)."""
+    def missing(value):
+        return value is None or math.isnan(value)
+    return '—' if missing(mean) else f'{mean:.3f}' + ('' if missing(std) else f' ± {std:.3f}')

@@ -29,6 +29,7 @@ from timm_csba.diagnostics import RunDiagnostics  # noqa: E402
 from timm_csba.diagnostics import spearman  # noqa: E402
 from timm_csba.metrics import load_predictions  # noqa: E402
 from timm_csba.stats import bootstrap_macro_f1_difference, mean_std, paired_seed_test  # noqa: E402
+from timm_csba.stats import format_mean_std as _fmt  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 GRADES = ('functional', 'possibly_defective', 'likely_defective', 'defective')
@@ -192,16 +193,6 @@ def rank_agreement(summary: pd.DataFrame, recipe_a: str, recipe_b: str) -> Optio
 # ------------------------------------------------------------------------------------------------ report
 
 
-def _pm(mean: float, std: float) -> str:
-    if math.isnan(mean):
-        return '—'
-    return f'{mean:.3f}' + ('' if math.isnan(std) else f' ± {std:.3f}')
-
-
-def _p(value: float) -> str:
-    return '—' if math.isnan(value) else f'{value:.3f}'
-
-
 def macro_f1_shown(comparison: Dict) -> bool:
     """A macro-F1 difference counts when the seed-paired t-test gives p < ALPHA and the image bootstrap interval
     excludes 0; without the bootstrap (runs without test predictions) the seed test alone does not show one."""
@@ -215,11 +206,12 @@ def verdict(comparison: Dict) -> str:
     a, b = comparison['a'], comparison['b']
     shown = macro_f1_shown(comparison)
     direction = 'higher' if seed_test.mean_difference > 0 else 'lower'
-    words = f'{a} scores {direction} macro-F1 than {b}' if shown else f'no difference in macro-F1 between {a} and {b} is shown'
+    words = (f'{a} scores {direction} macro-F1 than {b}' if shown
+             else f'no difference in macro-F1 between {a} and {b} is shown')
     images = (f'over test images {boot.estimate:+.3f}, {boot.confidence:.0%} CI [{boot.low:+.3f}, {boot.high:+.3f}]'
               if boot is not None else _no_bootstrap(comparison))
     return (f'{words} (difference {seed_test.mean_difference:+.3f} over {seed_test.n} seeds, paired t p = '
-            f'{_p(seed_test.ttest_p)}, Wilcoxon p = {_p(seed_test.wilcoxon_p)}; {images})')
+            f'{_fmt(seed_test.ttest_p)}, Wilcoxon p = {_fmt(seed_test.wilcoxon_p)}; {images})')
 
 
 def _no_bootstrap(comparison: Dict) -> str:
@@ -235,7 +227,7 @@ def _sentence(text: str) -> str:
 
 
 def _difference(seed_test, what: str) -> str:
-    return f'{what} {seed_test.mean_difference:+.3f} (paired t p = {_p(seed_test.ttest_p)}, n = {seed_test.n})'
+    return f'{what} {seed_test.mean_difference:+.3f} (paired t p = {_fmt(seed_test.ttest_p)}, n = {seed_test.n})'
 
 
 def conclusion(table: pd.DataFrame, comparisons: Sequence[Dict], pooled: Dict[str, Any],
@@ -298,9 +290,10 @@ def conclusion(table: pd.DataFrame, comparisons: Sequence[Dict], pooled: Dict[st
     answer = ('yes, within grades: a grade scores ' + ('lower' if within['rho'] > 0 else 'higher') +
               ' F1 in the runs where it conflicts more' if within['p_value'] < ALPHA else 'not shown')
     lines.append(f'- **Does gradient conflict predict per-grade F1?** {_sentence(answer)}: within each grade, '
-                 f'Spearman rho = {_p(within["rho"])} (p = {_p(within["p_value"])}, n = {within["n"]}) between its '
-                 f'mean backbone cosine with the other grades and its F1. Pooled over grades rho = {_p(pooled["rho"])} '
-                 f'(p = {_p(pooled["p_value"])}), which mixes the grades\' own differences with any effect of '
+                 f'Spearman rho = {_fmt(within["rho"])} (p = {_fmt(within["p_value"])}, n = {within["n"]}) '
+                 f'between its mean backbone cosine with the other grades and its F1. Pooled over grades rho = '
+                 f'{_fmt(pooled["rho"])} '
+                 f'(p = {_fmt(pooled["p_value"])}), which mixes the grades\' own differences with any effect of '
                  f'conflict{_grade_extremes(table)}.')
     return lines
 
@@ -379,12 +372,12 @@ def report(table: pd.DataFrame, runs: Path, undiagnosed: Sequence[str], resample
                   '|---|---|---|---|' + '---|' * len(GRADES) + '---|---|']
         for _, s in summary[summary.recipe == recipe].iterrows():
             lines.append(
-                f'| {s.arm} | {s.seeds} | {_pm(s.accuracy, s.accuracy_std)} | {_pm(s.macro_f1, s.macro_f1_std)} | ' +
-                ' | '.join(_pm(s[f"f1_{g}"], s[f"f1_{g}_std"]) for g in GRADES) +
-                f' | {_pm(s.backbone_cosine_init, s.backbone_cosine_init_std)} → '
-                f'{_pm(s.backbone_cosine_trained, s.backbone_cosine_trained_std)} | '
-                f'{_pm(s.backbone_magnitude_init, s.backbone_magnitude_init_std)} → '
-                f'{_pm(s.backbone_magnitude_trained, s.backbone_magnitude_trained_std)} |')
+                f'| {s.arm} | {s.seeds} | {_fmt(s.accuracy, s.accuracy_std)} | {_fmt(s.macro_f1, s.macro_f1_std)} | ' +
+                ' | '.join(_fmt(s[f"f1_{g}"], s[f"f1_{g}_std"]) for g in GRADES) +
+                f' | {_fmt(s.backbone_cosine_init, s.backbone_cosine_init_std)} → '
+                f'{_fmt(s.backbone_cosine_trained, s.backbone_cosine_trained_std)} | '
+                f'{_fmt(s.backbone_magnitude_init, s.backbone_magnitude_init_std)} → '
+                f'{_fmt(s.backbone_magnitude_trained, s.backbone_magnitude_trained_std)} |')
         comparisons = [c for c in (compare_arms(group, runs, a, b, recipe, resamples) for a, b in COMPARISONS) if c]
         lines += ['', '### Paired comparisons', '']
         if comparisons:
@@ -398,10 +391,10 @@ def report(table: pd.DataFrame, runs: Path, undiagnosed: Sequence[str], resample
             a, b = comparison['a'], comparison['b']
             m, boot = comparison['macro_f1'], comparison['bootstrap']
             interval = f'[{boot.low:+.3f}, {boot.high:+.3f}]' if boot is not None else '— (runs without predictions)'
-            lines.append(f'| {a} vs {b} | {m.n} | {m.mean_difference:+.3f} ({_p(m.ttest_p)}, {_p(m.wilcoxon_p)}) | '
+            lines.append(f'| {a} vs {b} | {m.n} | {m.mean_difference:+.3f} ({_fmt(m.ttest_p)}, {_fmt(m.wilcoxon_p)}) | '
                          f'{interval} | ' +
-                         ' | '.join(f'{comparison[f"f1_{g}"].mean_difference:+.3f} ({_p(comparison[f"f1_{g}"].ttest_p)})'
-                                    for g in MINORITY) + ' |')
+                         ' | '.join(f'{comparison[f"f1_{g}"].mean_difference:+.3f} '
+                                    f'({_fmt(comparison[f"f1_{g}"].ttest_p)})' for g in MINORITY) + ' |')
             if (a, b) != ('csba', 'sum'):
                 others.append(verdict(comparison))
         layer = ['', '### Conflict per stage (cosine, mean off-diagonal, mean over seeds: init → trained)', '',
@@ -415,12 +408,14 @@ def report(table: pd.DataFrame, runs: Path, undiagnosed: Sequence[str], resample
         within = conflict_vs_f1(group, within_grade=True)
         lines += ['', '### Does conflict predict a grade\'s F1?', '',
                   f'Spearman between a grade\'s mean backbone cosine with the other grades and its test F1, pooled '
-                  f'over every run and grade: after training rho = {_p(pooled["rho"])} (p = {_p(pooled["p_value"])}, '
-                  f'n = {pooled["n"]}); at initialisation rho = {_p(pooled_init["rho"])} (p = '
-                  f'{_p(pooled_init["p_value"])}, n = {pooled_init["n"]}). Pooled, the differences between the grades '
+                  f'over every run and grade: after training rho = {_fmt(pooled["rho"])} '
+                  f'(p = {_fmt(pooled["p_value"])}, '
+                  f'n = {pooled["n"]}); at initialisation rho = {_fmt(pooled_init["rho"])} (p = '
+                  f'{_fmt(pooled_init["p_value"])}, n = {pooled_init["n"]}). Pooled, the differences between the '
+                  f'grades '
                   f'(frequency, difficulty) enter as well; within each grade (both centred on the grade\'s mean over '
-                  f'runs), after training rho = {_p(within["rho"])} (p = '
-                  f'{_p(within["p_value"])}, n = {within["n"]}). The pairs are not independent (four grades of one '
+                  f'runs), after training rho = {_fmt(within["rho"])} (p = '
+                  f'{_fmt(within["p_value"])}, n = {within["n"]}). The pairs are not independent (four grades of one '
                   f'run share a model), so p is optimistic.', '',
                   '### In plain words', '', *conclusion(group, comparisons, pooled, within), '',
                   *(['The other comparisons:', '', *(f'- {v}.' for v in others), ''] if others else []),
@@ -431,7 +426,7 @@ def report(table: pd.DataFrame, runs: Path, undiagnosed: Sequence[str], resample
             agreement = rank_agreement(summary, a, b)
             if agreement:
                 lines += [f'Recipes `{a}` and `{b}` rank the arms ({", ".join(agreement["arms"])}) with Spearman '
-                          f'rho = {_p(agreement["rho"])} on mean macro-F1.', '']
+                          f'rho = {_fmt(agreement["rho"])} on mean macro-F1.', '']
     if undiagnosed:
         lines += [f'Finished but not yet diagnosed (left out): {", ".join(undiagnosed)}.', '']
     return '\n'.join(lines)
