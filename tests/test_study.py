@@ -18,6 +18,7 @@ sys.path.insert(0, str(ROOT))
 from studies.elpv import aggregate as study_aggregate  # noqa: E402
 from studies.elpv import run as study_run  # noqa: E402
 from timm_csba.hub import HubError, export_run  # noqa: E402
+from timm_csba.metrics import load_predictions  # noqa: E402
 from timm_csba.stats import (bootstrap_macro_f1_difference, format_mean_std, macro_f1, mean_std,  # noqa: E402
                              paired_seed_test)
 
@@ -113,7 +114,8 @@ def test_records_aggregate_like_the_runs_and_rows_without_records_join_them(grid
     from_records = study_aggregate.aggregate(records, ['smoke'], tmp_path / 'from_records', resamples=20)
     pd.testing.assert_frame_equal(from_runs, from_records)
 
-    # sum.s1 finished before records were kept: only its row survives, so its seed pairs but no bootstrap runs
+    # sum.s1 finished before records were kept: only its row survives, so its seed pairs and the bootstrap runs on
+    # the seed that kept its predictions
     kept = from_records[(from_records.arm == 'sum') & (from_records.seed == 1)]
     shutil.rmtree(records / 'smoke' / 'sum.s1')
     stale = from_records[(from_records.arm == 'csba') & (from_records.seed == 0)].assign(macro_f1=-1.0)
@@ -121,8 +123,12 @@ def test_records_aggregate_like_the_runs_and_rows_without_records_join_them(grid
     table = study_aggregate.aggregate(records, ['smoke'], tmp_path / 'joined', resamples=20)
     pd.testing.assert_frame_equal(table, from_records)  # sum.s1 from its row; csba.s0's record beats its stale row
     report = (tmp_path / 'joined' / 'REPORT.md').read_text()
-    assert '| csba vs sum | 2 |' in report and '— (runs without predictions)' in report
-    assert 'no bootstrap over test images: no test predictions of sum.s1' in report
+    assert '| csba vs sum | 2 |' in report and '] (seed 0) |' in report
+    assert 'over test images (seed 0 only; no test predictions of sum.s1) ' in report
+    seed_0 = study_aggregate.compare_arms(table, records, 'csba', 'sum', 'smoke', resamples=20)['bootstrap']
+    labels, csba = load_predictions(records / 'smoke' / 'csba.s0' / 'test_predictions.csv')
+    _, sum_ = load_predictions(records / 'smoke' / 'sum.s0' / 'test_predictions.csv')
+    assert seed_0.estimate == pytest.approx(macro_f1(labels, csba, 4) - macro_f1(labels, sum_, 4))
 
     other = records / 'smoke' / study_aggregate.ROWS_WITHOUT_RECORDS  # a row filed under the wrong recipe
     kept.assign(recipe='hub96').to_csv(other, index=False)
@@ -227,6 +233,7 @@ def _comparison(a, b, macro=0.0, p=0.5, interval=None, f1_likely=0.0, p_likely=0
     null = SeedComparison(5, 0.0, 0.01, 1.0, 1.0)
     boot = None if interval is None else BootstrapInterval(macro, *interval, 0.95, 200)
     return {'a': a, 'b': b, 'seeds': list(range(5)), 'bootstrap': boot, 'without_predictions': [],
+            'bootstrap_seeds': [] if boot is None else list(range(5)),
             'macro_f1': SeedComparison(5, macro, 0.01, p, p), 'f1_possibly_defective': null,
             'f1_likely_defective': SeedComparison(5, f1_likely, 0.01, p_likely, p_likely),
             'backbone_cosine_trained': SeedComparison(5, cosine, 0.01, p_cosine, p_cosine),

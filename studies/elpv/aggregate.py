@@ -7,9 +7,9 @@
 Reads each finished run's args.yaml, test_metrics.json, test_predictions.csv, metrics.jsonl and
 diagnostics/diagnostics.json (a run without diagnostics is left out and listed), by default from the records the
 runner keeps in git. Runs finished before records were kept survive only as their rows in
-records/<recipe>/rows_without_records.csv: their rows join the table, and the comparisons that need their test
-predictions (the bootstrap over test images) say which runs are missing. Writes results.csv (one row per run),
-REPORT.md and plots/*.png next to this file.
+records/<recipe>/rows_without_records.csv: their rows join the table and the tests over seeds, and the bootstrap
+over test images, which needs predictions, resamples the seeds that kept them and names the runs left out. Writes
+results.csv (one row per run), REPORT.md and plots/*.png next to this file.
 """
 import argparse
 import json
@@ -138,7 +138,7 @@ def arm_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 def compare_arms(table: pd.DataFrame, runs: Path, a: str, b: str, recipe: str, resamples: int = 2000) -> Dict:
     """a vs b on the seeds both have: paired tests over seeds (macro-F1, minority grades) and the image bootstrap
-    of the macro-F1 difference (all seeds of each, the same test images)."""
+    of the macro-F1 difference (the same test images; every seed of each whose test predictions were kept)."""
     rows = table[table.recipe == recipe]
     seeds = sorted(set(rows[rows.arm == a].seed) & set(rows[rows.arm == b].seed))
     if len(seeds) < 2:
@@ -148,16 +148,18 @@ def compare_arms(table: pd.DataFrame, runs: Path, a: str, b: str, recipe: str, r
         by_seed = rows[rows.arm == arm].set_index('seed')[column]
         return [float(by_seed[s]) for s in seeds]
 
-    result = {'a': a, 'b': b, 'seeds': seeds, 'bootstrap': None, 'without_predictions': []}
+    result = {'a': a, 'b': b, 'seeds': seeds, 'bootstrap': None, 'without_predictions': [], 'bootstrap_seeds': []}
     for column in ('macro_f1', *(f'f1_{g}' for g in MINORITY), *CONFLICT_TRAINED):
         result[column] = paired_seed_test(values(a, column), values(b, column))
     files = {(arm, seed): runs / recipe / f'{arm}.s{seed}' / 'test_predictions.csv' for arm in (a, b) for seed in seeds}
     result['without_predictions'] = [f'{arm}.s{seed}' for (arm, seed), path in files.items() if not path.exists()]
-    if result['without_predictions']:
+    # runs finished before records were kept have no predictions: resample over the seeds that both arms kept
+    result['bootstrap_seeds'] = [s for s in seeds if files[a, s].exists() and files[b, s].exists()]
+    if not result['bootstrap_seeds']:
         return result
     labels, predictions = None, {a: [], b: []}
     for arm in (a, b):
-        for seed in seeds:
+        for seed in result['bootstrap_seeds']:
             y, p = load_predictions(files[arm, seed])
             labels = y if labels is None else labels
             if not np.array_equal(labels, y):
@@ -195,7 +197,8 @@ def rank_agreement(summary: pd.DataFrame, recipe_a: str, recipe_b: str) -> Optio
 
 def macro_f1_shown(comparison: Dict) -> bool:
     """A macro-F1 difference counts when the seed-paired t-test gives p < ALPHA and the image bootstrap interval
-    excludes 0; without the bootstrap (runs without test predictions) the seed test alone does not show one."""
+    excludes 0 (over the seeds with test predictions, `compare_arms`); without any bootstrap (no seed pair kept its
+    test predictions) the seed test alone does not show one."""
     boot = comparison['bootstrap']
     return comparison['macro_f1'].ttest_p < ALPHA and boot is not None and (boot.low > 0 or boot.high < 0)
 
@@ -208,14 +211,26 @@ def verdict(comparison: Dict) -> str:
     direction = 'higher' if seed_test.mean_difference > 0 else 'lower'
     words = (f'{a} scores {direction} macro-F1 than {b}' if shown
              else f'no difference in macro-F1 between {a} and {b} is shown')
-    images = (f'over test images {boot.estimate:+.3f}, {boot.confidence:.0%} CI [{boot.low:+.3f}, {boot.high:+.3f}]'
-              if boot is not None else _no_bootstrap(comparison))
+    images = (f'over test images{_bootstrap_subset(comparison)} {boot.estimate:+.3f}, {boot.confidence:.0%} CI '
+              f'[{boot.low:+.3f}, {boot.high:+.3f}]' if boot is not None else _no_bootstrap(comparison))
     return (f'{words} (difference {seed_test.mean_difference:+.3f} over {seed_test.n} seeds, paired t p = '
             f'{_fmt(seed_test.ttest_p)}, Wilcoxon p = {_fmt(seed_test.wilcoxon_p)}; {images})')
 
 
 def _no_bootstrap(comparison: Dict) -> str:
     return f'no bootstrap over test images: no test predictions of {", ".join(comparison["without_predictions"])}'
+
+
+def _bootstrap_subset(comparison: Dict) -> str:
+    """' (seeds 3, 4 only; no test predictions of ...)' when the bootstrap left seeds out, else ''."""
+    if not comparison['without_predictions']:
+        return ''
+    return (f' ({_seeds(comparison["bootstrap_seeds"])} only; no test predictions of '
+            f'{", ".join(comparison["without_predictions"])})')
+
+
+def _seeds(seeds: Sequence[int]) -> str:
+    return f'seed{"s" * (len(seeds) > 1)} {", ".join(map(str, seeds))}'
 
 
 def _shown(seed_test) -> bool:
@@ -390,7 +405,9 @@ def report(table: pd.DataFrame, runs: Path, undiagnosed: Sequence[str], resample
         for comparison in comparisons:
             a, b = comparison['a'], comparison['b']
             m, boot = comparison['macro_f1'], comparison['bootstrap']
-            interval = f'[{boot.low:+.3f}, {boot.high:+.3f}]' if boot is not None else '— (runs without predictions)'
+            interval = '— (runs without predictions)' if boot is None else f'[{boot.low:+.3f}, {boot.high:+.3f}]' + (
+                f' ({_seeds(comparison["bootstrap_seeds"])})'
+                if comparison['without_predictions'] else '')
             lines.append(f'| {a} vs {b} | {m.n} | {m.mean_difference:+.3f} ({_fmt(m.ttest_p)}, {_fmt(m.wilcoxon_p)}) | '
                          f'{interval} | ' +
                          ' | '.join(f'{comparison[f"f1_{g}"].mean_difference:+.3f} '
