@@ -18,6 +18,7 @@ sys.path.insert(0, str(ROOT))
 from studies.elpv import aggregate as study_aggregate  # noqa: E402
 from studies.elpv import run as study_run  # noqa: E402
 from timm_csba.hub import HubError, export_run  # noqa: E402
+from timm_csba.hub import main as hub_main  # noqa: E402
 from timm_csba.metrics import load_predictions  # noqa: E402
 from timm_csba.stats import (bootstrap_macro_f1_difference, format_mean_std, macro_f1, mean_std,  # noqa: E402
                              paired_seed_test)
@@ -156,6 +157,35 @@ def test_the_model_card_quotes_the_runs_row_of_the_study_report(grid, tmp_path):
     with pytest.raises(HubError, match='lacks the columns backbone_cosine_init.*aggregate.py'):
         export_run(grid / 'smoke' / 'csba.s0', tmp_path / 'out', study=older)
     assert not (tmp_path / 'out').exists()
+
+
+def test_update_study_requotes_the_card_when_seeds_join(grid, tmp_path, capsys):
+    """`python -m timm_csba.hub update-study FOLDER`: seeds trained after the export join the card's study row;
+    the weights and the run's record stay as exported."""
+    study = tmp_path / 'study'
+    study_aggregate.aggregate(grid, ['smoke'], study, resamples=20)
+    at_export = tmp_path / 'at_export.csv'  # the study when seed 0 was exported: seed 1 not trained yet
+    table = pd.read_csv(study / 'results.csv')
+    table[table.seed == 0].to_csv(at_export, index=False)
+    staged = export_run(grid / 'smoke' / 'csba.s0', tmp_path / 'csba_squeeze.smoke', study=at_export)
+    before = {p.relative_to(staged): p.read_bytes() for p in staged.rglob('*') if p.is_file()}
+    assert json.loads((staged / 'study.json').read_text())['seeds'] == [0]
+
+    hub_main(['update-study', str(staged), '--study', str(study / 'results.csv')])
+    assert 'the card quotes seeds 0, 1 of' in capsys.readouterr().out
+    after = {p.relative_to(staged): p.read_bytes() for p in staged.rglob('*') if p.is_file()}
+    assert set(after) == set(before)
+    assert sorted(str(k) for k in after if after[k] != before[k]) == ['README.md', 'study.json']
+    assert json.loads((staged / 'study.json').read_text())['seeds'] == [0, 1]
+    assert 'seeds 0, 1)' in ModelCard.load(staged / 'README.md').text
+
+    plain = export_run(grid / 'smoke' / 'csba.s0', tmp_path / 'plain')  # exported without --study
+    with pytest.raises(SystemExit, match='quotes no study .*export RUN --to .*plain --study'):
+        hub_main(['update-study', str(plain)])
+    table[table.arm == 'sum'].to_csv(tmp_path / 'sum_only.csv', index=False)
+    with pytest.raises(SystemExit, match='no row for smoke/csba.s0'):
+        hub_main(['update-study', str(staged), '--study', str(tmp_path / 'sum_only.csv')])
+    assert json.loads((staged / 'study.json').read_text())['seeds'] == [0, 1]  # left as it was
 
 
 def test_paired_seed_test_by_hand():

@@ -2,6 +2,7 @@
 
     python -m timm_csba.hub export runs/elpv_study/hub96/csba.s0 --to hub/csba_squeeze.elpv \\
         --seeds runs/elpv_study/hub96/csba.s1 runs/elpv_study/hub96/csba.s2 --study studies/elpv/results.csv
+    python -m timm_csba.hub update-study hub/csba_squeeze.elpv    # the card's study row after more seeds joined
     python -m timm_csba.hub push hub/csba_squeeze.elpv --repo-id timm-csba/csba_squeeze.elpv --dry-run
     python -m timm_csba.hub seed-cache hub/        # then HF_HUB_OFFLINE=1 timm.create_model(..., pretrained=True)
 
@@ -134,19 +135,18 @@ def _spread(records: Sequence[Dict[str, Any]], keys: Sequence[str]) -> Dict[str,
                 'std': statistics.stdev(float(r[k]) for r in records) if len(records) > 1 else None} for k in keys}
 
 
-def _study_summary(results_csv: Path, run: Path, seed: int, label_names: Sequence[str]) -> Dict[str, Any]:
-    """The run's architecture row in a study's results.csv, as the study's report gives it: mean and sample std
-    over the arm's seeds. Rows are named as studies/elpv/aggregate.py names them: recipe = the run folder's
-    parent, arm = its name without `.s<seed>`."""
+def _study_summary(results_csv: Path, recipe: str, arm: str, seed: int, label_names: Sequence[str]) -> Dict[str, Any]:
+    """The (recipe, arm) row in a study's results.csv, as the study's report gives it: mean and sample std over the
+    arm's seeds, which must include `seed` (the staged run's). Rows are named as studies/elpv/aggregate.py names
+    them: recipe = the run folder's parent, arm = its name without `.s<seed>`."""
     if not results_csv.is_file():
         raise HubError(f'--study {results_csv} does not exist. Pass the results.csv that `python '
                        f'studies/elpv/aggregate.py` writes, or drop --study.')
-    recipe, arm = run.parent.name, run.name.rsplit('.s', 1)[0]
     with results_csv.open(newline='') as f:
         rows = [r for r in csv.DictReader(f) if r.get('recipe') == recipe and r.get('arm') == arm]
     if not any(int(r['seed']) == seed for r in rows):
-        raise HubError(f'{results_csv} has no row for {recipe}/{run.name} (recipe {recipe}, arm {arm}, seed {seed}). '
-                       f'Rerun `python studies/elpv/aggregate.py` once the run is diagnosed, or drop --study.')
+        raise HubError(f'{results_csv} has no row for {recipe}/{arm}.s{seed} (recipe {recipe}, arm {arm}, seed '
+                       f'{seed}). Rerun `python studies/elpv/aggregate.py` once the run is diagnosed, or drop --study.')
     keys = ['accuracy', 'balanced_accuracy', 'macro_f1', *(f'f1_{n}' for n in label_names),
             'backbone_cosine_init', 'backbone_cosine_trained']
     missing = [k for k in keys if k not in rows[0]]
@@ -196,11 +196,32 @@ def export_run(run_dir: os.PathLike, to: os.PathLike, seed_runs: Sequence[os.Pat
         seeds = _seed_summary(runs, config['label_names'])
         (tmp / 'seeds.json').write_text(json.dumps(seeds, indent=2) + '\n')
         if study is not None:
-            row = _study_summary(Path(study), run, args['seed'], config['label_names'])
+            row = _study_summary(Path(study), run.parent.name, run.name.rsplit('.s', 1)[0], args['seed'],
+                                 config['label_names'])
             (tmp / 'study.json').write_text(json.dumps(row, indent=2) + '\n')
         (tmp / 'README.md').write_text(model_card(tmp, repo_name=to.name))
         validate_staged(tmp)
     return to
+
+
+def update_study(folder: os.PathLike, study: os.PathLike) -> Path:
+    """Requote a staged folder's study row (study.json and the card) from the study's results.csv as it is now,
+    e.g. after seeds 3 and 4 joined; the weights and every other file stay as exported, and the seed-0 run folder
+    is not needed. The folder is replaced whole or not at all."""
+    folder = Path(folder)
+    if not (folder / 'study.json').is_file():
+        raise HubError(f'{folder} quotes no study (no study.json). Export its run with `python -m timm_csba.hub '
+                       f'export RUN --to {folder} --study RESULTS_CSV` instead.')
+    quoted = json.loads((folder / 'study.json').read_text())
+    seed = yaml.safe_load((folder / 'train_args.yaml').read_text())['seed']
+    label_names = json.loads((folder / 'config.json').read_text())['label_names']
+    row = _study_summary(Path(study), quoted['recipe'], quoted['arm'], seed, label_names)
+    with atomic_dir(folder) as tmp:
+        shutil.copytree(folder, tmp, dirs_exist_ok=True)
+        (tmp / 'study.json').write_text(json.dumps(row, indent=2) + '\n')
+        (tmp / 'README.md').write_text(model_card(tmp, repo_name=folder.name))
+        validate_staged(tmp)
+    return folder
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -491,6 +512,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     p.add_argument('--diagnostics', help='diagnostics folder (default: RUN/diagnostics)')
     p.add_argument('--study', help='a study\'s results.csv that holds the run (studies/elpv/results.csv): the card '
                                    'quotes the architecture\'s row')
+    p = commands.add_parser('update-study', help='requote staged folders\' study row from the current results.csv')
+    p.add_argument('folders', nargs='+', help='staged folders exported with --study, hub/<arch>.<tag>')
+    p.add_argument('--study', default='studies/elpv/results.csv', help='the study\'s results.csv')
     p = commands.add_parser('push', help='upload a staged folder to the Hub')
     p.add_argument('folder', help='the staged folder, hub/<arch>.<tag>')
     p.add_argument('--repo-id', help='ORG/NAME (default: the hf_hub_id timm\'s registry gives the folder\'s tag)')
@@ -513,6 +537,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         if args.command == 'export':
             folder = export_run(args.run_dir, args.to, args.seeds, args.diagnostics, args.study)
             print(f'staged {folder}')
+        elif args.command == 'update-study':
+            for folder in args.folders:
+                seeds = json.loads((update_study(folder, args.study) / 'study.json').read_text())['seeds']
+                print(f'{folder}: the card quotes seeds {", ".join(map(str, seeds))} of {args.study}')
         elif args.command == 'push':
             registered = registry_repo_id(args.folder)
             repo_id = args.repo_id or registered or f'{HF_HUB_ORG}/{Path(args.folder).name}'
