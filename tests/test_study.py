@@ -1,6 +1,6 @@
 """Issue 14's study machinery on a two-seed, two-architecture smoke grid: the runner skips, resumes and records,
-the aggregator writes its CSV, report and plots from the runs or their records, the statistics agree with values computed by hand, and a model
-card quotes its run's row of the report."""
+the aggregator writes its CSV, report and plots from the runs or their records, the statistics agree with values
+computed by hand, and a model card quotes (and requotes) its run's row of the report."""
 import json
 import math
 import shutil

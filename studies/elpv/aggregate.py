@@ -307,9 +307,8 @@ def conclusion(table: pd.DataFrame, comparisons: Sequence[Dict], pooled: Dict[st
     lines.append(f'- **Does gradient conflict predict per-grade F1?** {_sentence(answer)}: within each grade, '
                  f'Spearman rho = {_fmt(within["rho"])} (p = {_fmt(within["p_value"])}, n = {within["n"]}) '
                  f'between its mean backbone cosine with the other grades and its F1. Pooled over grades rho = '
-                 f'{_fmt(pooled["rho"])} '
-                 f'(p = {_fmt(pooled["p_value"])}), which mixes the grades\' own differences with any effect of '
-                 f'conflict{_grade_extremes(table)}.')
+                 f'{_fmt(pooled["rho"])} (p = {_fmt(pooled["p_value"])}), which mixes the grades\' own differences '
+                 f'with any effect of conflict{_grade_extremes(table)}.')
     return lines
 
 
@@ -405,9 +404,9 @@ def report(table: pd.DataFrame, runs: Path, undiagnosed: Sequence[str], resample
         for comparison in comparisons:
             a, b = comparison['a'], comparison['b']
             m, boot = comparison['macro_f1'], comparison['bootstrap']
-            interval = '— (runs without predictions)' if boot is None else f'[{boot.low:+.3f}, {boot.high:+.3f}]' + (
-                f' ({_seeds(comparison["bootstrap_seeds"])})'
-                if comparison['without_predictions'] else '')
+            subset = f' ({_seeds(comparison["bootstrap_seeds"])})' if comparison['without_predictions'] else ''
+            interval = ('— (runs without predictions)' if boot is None
+                        else f'[{boot.low:+.3f}, {boot.high:+.3f}]{subset}')
             lines.append(f'| {a} vs {b} | {m.n} | {m.mean_difference:+.3f} ({_fmt(m.ttest_p)}, {_fmt(m.wilcoxon_p)}) | '
                          f'{interval} | ' +
                          ' | '.join(f'{comparison[f"f1_{g}"].mean_difference:+.3f} '
@@ -425,11 +424,10 @@ def report(table: pd.DataFrame, runs: Path, undiagnosed: Sequence[str], resample
         within = conflict_vs_f1(group, within_grade=True)
         lines += ['', '### Does conflict predict a grade\'s F1?', '',
                   f'Spearman between a grade\'s mean backbone cosine with the other grades and its test F1, pooled '
-                  f'over every run and grade: after training rho = {_fmt(pooled["rho"])} '
-                  f'(p = {_fmt(pooled["p_value"])}, '
-                  f'n = {pooled["n"]}); at initialisation rho = {_fmt(pooled_init["rho"])} (p = '
-                  f'{_fmt(pooled_init["p_value"])}, n = {pooled_init["n"]}). Pooled, the differences between the '
-                  f'grades '
+                  f'over every run and grade: after training rho = {_fmt(pooled["rho"])} (p = '
+                  f'{_fmt(pooled["p_value"])}, n = {pooled["n"]}); at initialisation rho = '
+                  f'{_fmt(pooled_init["rho"])} (p = {_fmt(pooled_init["p_value"])}, n = {pooled_init["n"]}). '
+                  f'Pooled, the differences between the grades '
                   f'(frequency, difficulty) enter as well; within each grade (both centred on the grade\'s mean over '
                   f'runs), after training rho = {_fmt(within["rho"])} (p = '
                   f'{_fmt(within["p_value"])}, n = {within["n"]}). The pairs are not independent (four grades of one '

@@ -47,7 +47,8 @@ ARMS: Dict[str, List[str]] = {
 # recipe -> (config, train.py flags), every flag that sets the recipe explicit so that each run's recorded command
 # stays exact whatever the config file says later. 'hub96' is the recipe of the published weights
 # (configs/elpv_hub.yaml: 150 epochs at 96 px, square-root sampling, EMA; a csba run at one thread, two side by
-# side, took 33 min on the avx512 AMD EPYC, 72-75 on the Intel Xeon and 100 on the AVX2-only EPYC), so the study's runs at seeds 0-2 are also the published weights and their card's seeds. 'hub' is
+# side, took 33 min on the avx512 AMD EPYC, 72-75 on the Intel Xeon and 100 on the AVX2-only EPYC), so the
+# study's runs at seeds 0-2 are also the published weights and their card's seeds. 'hub' is
 # the recipe of the weights published before: the same compute spent on 90 epochs at 128 px, which scored 0.06-0.08
 # lower in validation macro-F1 (studies/elpv_recipe/REPORT.md).
 RECIPES: Dict[str, tuple] = {
@@ -177,7 +178,8 @@ def main(argv=None) -> int:
     parser.add_argument('--runs', type=Path, default=RUNS, help='where the run folders go')
     parser.add_argument('--records', type=Path, default=None,
                         help='where each done run\'s small files are copied for the aggregator (default: '
-                             f'{RECORDS.relative_to(ROOT)}, committed; for the smoke recipe RUNS/records, which is not)')
+                             f'{RECORDS.relative_to(ROOT)}, committed; for the smoke recipe RUNS/records, not '
+                             'committed)')
     parser.add_argument('--dry-run', action='store_true', help='print what each unfinished run would run')
     args = parser.parse_args(argv)
     if args.records is None:  # a smoke grid checks the machinery; its records must not land among the study's
