@@ -460,7 +460,8 @@ def staged_folders(paths: Sequence[os.PathLike]) -> List[Path]:
     return found
 
 
-def seed_cache(paths: Sequence[os.PathLike], org: str = HF_HUB_ORG, cache_dir: Optional[os.PathLike] = None) -> List[str]:
+def seed_cache(paths: Sequence[os.PathLike], org: str = HF_HUB_ORG,
+               cache_dir: Optional[os.PathLike] = None) -> List[str]:
     """Write each staged folder into the HF cache as repo `org/<folder name>` at `main`; return the repo ids.
 
     The layout is the one huggingface_hub writes (blobs named by etag, snapshots/<commit>/ linking to them,
