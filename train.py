@@ -44,7 +44,8 @@ from timm_csba.hub import load_pretrained, pretrained_num_classes, save_pretrain
 from timm_csba.losses import LOSSES, SOFT_TARGET_LOSSES, create_loss_from_config
 from timm_csba.metrics import (METRICS, classification_metrics, save_confusion_matrix, save_epoch_logits,
                                save_predictions)
-from timm_csba.runs import (RunError, TrainState, latest_checkpoint, prepare_run_dir, provenance, resolve_config,
+from timm_csba.runs import (RunError, TrainState, latest_checkpoint, non_negative_float, non_negative_int,
+                            positive_float, positive_int, prepare_run_dir, probability, provenance, resolve_config,
                             save_checkpoint, saved_epochs)
 from timm_csba.runtime import (PRECISIONS, PrecisionError, compile_in_place, compiled_graphs, cpu_threads,
                                hold_freed_memory, resolve_mixed_precision)
@@ -59,22 +60,24 @@ parser.add_argument('--overwrite', action='store_true', help='replace an existin
 parser.add_argument('--resume', help='run directory or checkpoint folder to continue from')
 g = parser.add_argument_group('data')
 add_dataset_arguments(g)
-g.add_argument('--limit-train', type=int, help='use only this many (shuffled) train images, for smoke tests')
-g.add_argument('--limit-eval', type=int, help='use only this many validation and test images, for smoke tests')
-g.add_argument('--img-size', type=int, help='square training size (default: the model\'s pretrained cfg)')
+g.add_argument('--limit-train', type=positive_int, help='use only this many (shuffled) train images, for smoke tests')
+g.add_argument('--limit-eval', type=positive_int, help='use only this many validation and test images, for smoke tests')
+g.add_argument('--img-size', type=positive_int, help='square training size (default: the model\'s pretrained cfg)')
 g.add_argument('--mean', type=float, nargs='+', help='normalisation mean (default: the model\'s cfg)')
-g.add_argument('--std', type=float, nargs='+', help='normalisation std (default: the model\'s cfg)')
+g.add_argument('--std', type=positive_float, nargs='+', help='normalisation std (default: the model\'s cfg)')
 g.add_argument('--augment', type=yaml.safe_load, default={}, help='timm create_transform train options as YAML')
-g.add_argument('--mixup', type=float, default=0.0, help='mixup alpha (timm Mixup, on whole batches; 0: off)')
-g.add_argument('--cutmix', type=float, default=0.0, help='cutmix alpha (timm Mixup; 0: off)')
-g.add_argument('--mixup-prob', type=float, default=1.0, help='probability that a batch is mixed')
-g.add_argument('--mixup-switch-prob', type=float, default=0.5, help='probability of cutmix rather than mixup when both '
-               'are on')
+g.add_argument('--mixup', type=non_negative_float, default=0.0,
+               help='mixup alpha (timm Mixup, on whole batches; 0: off)')
+g.add_argument('--cutmix', type=non_negative_float, default=0.0, help='cutmix alpha (timm Mixup; 0: off)')
+g.add_argument('--mixup-prob', type=probability, default=1.0, help='probability that a batch is mixed')
+g.add_argument('--mixup-switch-prob', type=probability, default=0.5,
+               help='probability of cutmix rather than mixup when both are on')
 g.add_argument('--input-pipeline', default='auto', choices=('auto', 'tensor', 'pil'),
                help='tensor: images decoded once into a uint8 cache and augmented as batches where the model runs '
                     '(no DataLoader worker); pil: timm transforms per image in DataLoader workers; auto: tensor for '
                     'elpv when the augmentation allows it')
-g.add_argument('--num-workers', type=int, help='DataLoader workers per process, pil pipeline (default: half the cores)')
+g.add_argument('--num-workers', type=non_negative_int,
+               help='DataLoader workers per process, pil pipeline (default: half the cores)')
 g.add_argument('--skip-corrupt', action='store_true', help='train without the images that cannot be decoded '
                '(found by a first pass over every image, which runs for all datasets but the embedded elpv)')
 g.add_argument('--sampler', default='none', choices=tuple(SAMPLERS),
@@ -84,36 +87,37 @@ g = parser.add_argument_group('model')
 g.add_argument('--model', default='csba_squeeze', help='timm model name (csba_* or any timm model, local-dir:...)')
 g.add_argument('--pretrained', action='store_true', help='start from the model\'s pretrained weights')
 g.add_argument('--reset-classifier', action='store_true', help='allow pretrained weights with another class count')
-g.add_argument('--in-chans', type=int, default=3, help='input channels (1 for grayscale)')
-g.add_argument('--drop-rate', type=float, help='classifier dropout (default: the model\'s)')
+g.add_argument('--in-chans', type=positive_int, default=3, help='input channels (1 for grayscale)')
+g.add_argument('--drop-rate', type=probability, help='classifier dropout (default: the model\'s)')
 g.add_argument('--channels-last', action='store_true', help='channels_last memory format (faster on CPU)')
 g.add_argument('--torchcompile', nargs='?', const='inductor', help='torch.compile the model with this backend '
                '(bare flag: inductor), in place: checkpoint keys stay those of the plain model')
 g.add_argument('--torchcompile-mode', help='torch.compile mode (default, reduce-overhead, max-autotune, ...)')
 g.add_argument('--model-ema', action='store_true', help='keep an exponential moving average of the weights (timm '
                'ModelEmaV3) and validate, select and publish it instead of the raw weights')
-g.add_argument('--model-ema-decay', type=float, default=0.998, help='EMA decay per optimizer update (warmed up)')
+g.add_argument('--model-ema-decay', type=probability, default=0.998, help='EMA decay per optimizer update (warmed up)')
 g = parser.add_argument_group('machine')
 g.add_argument('--mixed-precision', default='auto', choices=PRECISIONS,
                help='autocast dtype; auto: bf16 where the device runs it natively, else fp32 on CPU and fp16 on GPU, '
                     'or what accelerate launch --mixed_precision asked for')
-g.add_argument('--threads', type=int, default=0, help='CPU threads per process (0: the cores / local processes)')
+g.add_argument('--threads', type=non_negative_int, default=0,
+               help='CPU threads per process (0: the cores / local processes)')
 g = parser.add_argument_group('optimisation')
-g.add_argument('--epochs', type=int, default=30, help='maximum epochs')
-g.add_argument('--batch-size', type=int, default=32, help='batch size per process')
-g.add_argument('--grad-accum-steps', type=int, default=1, help='batches per optimizer step')
+g.add_argument('--epochs', type=positive_int, default=30, help='maximum epochs')
+g.add_argument('--batch-size', type=positive_int, default=32, help='batch size per process')
+g.add_argument('--grad-accum-steps', type=positive_int, default=1, help='batches per optimizer step')
 g.add_argument('--opt', default='adam', choices=list_optimizers(), metavar='OPT',
                help='timm optimizer: adam, adamw, sgd, ... (timm.optim.list_optimizers())')
-g.add_argument('--lr', type=float, default=1e-3, help='peak learning rate')
-g.add_argument('--weight-decay', type=float, default=0.0, help='weight decay (not on norms and biases)')
-g.add_argument('--momentum', type=float, default=0.9, help='SGD momentum')
+g.add_argument('--lr', type=non_negative_float, default=1e-3, help='peak learning rate')
+g.add_argument('--weight-decay', type=non_negative_float, default=0.0, help='weight decay (not on norms and biases)')
+g.add_argument('--momentum', type=non_negative_float, default=0.9, help='SGD momentum')
 g.add_argument('--sched', default='cosine', choices=('cosine', 'step', 'multistep'), help='timm scheduler')
-g.add_argument('--decay-epochs', type=float, default=30, help='step scheduler: epochs between decays')
-g.add_argument('--decay-milestones', type=int, nargs='+', default=[90, 180], help='multistep: decay epochs')
-g.add_argument('--decay-rate', type=float, default=0.1, help='step / multistep: decay factor')
-g.add_argument('--warmup-epochs', type=float, default=0, help='linear warm-up epochs')
-g.add_argument('--min-lr', type=float, default=0.0, help='cosine floor learning rate')
-g.add_argument('--clip-grad', type=float, help='clip the gradient norm to this value')
+g.add_argument('--decay-epochs', type=positive_float, default=30, help='step scheduler: epochs between decays')
+g.add_argument('--decay-milestones', type=positive_int, nargs='+', default=[90, 180], help='multistep: decay epochs')
+g.add_argument('--decay-rate', type=positive_float, default=0.1, help='step / multistep: decay factor')
+g.add_argument('--warmup-epochs', type=non_negative_float, default=0, help='linear warm-up epochs')
+g.add_argument('--min-lr', type=non_negative_float, default=0.0, help='cosine floor learning rate')
+g.add_argument('--clip-grad', type=positive_float, help='clip the gradient norm to this value')
 g.add_argument('--sam-rho', type=float, default=0.0, help='sharpness-aware minimisation: each update uses the '
                'gradient at the steepest point within this L2 radius (a second forward and backward pass; 0: off)')
 g.add_argument('--seed', type=int, default=42, help='training seed (init, data order, augmentation)')
@@ -121,26 +125,30 @@ g = parser.add_argument_group('loss')
 g.add_argument('--loss', default='ce', choices=LOSSES, help='training loss')
 g.add_argument('--class-weights', default='inverse', choices=('inverse', 'sqrt_inverse', 'effective_number', 'none'),
                help='loss weights per class from the train counts')
-g.add_argument('--label-smoothing', type=float, default=0.0, help='label smoothing (ce)')
-g.add_argument('--focal-gamma', type=float, default=2.0, help='focal loss gamma')
-g.add_argument('--la-tau', type=float, default=1.0, help='logit adjustment tau (1 = balanced softmax)')
-g.add_argument('--ldam-max-margin', type=float, default=0.5, help='LDAM largest margin')
-g.add_argument('--ldam-scale', type=float, default=30.0, help='LDAM logit scale')
-g.add_argument('--drw-epoch', type=int, help='LDAM: epoch from which deferred re-weighting starts')
-g.add_argument('--ordinal-scale', type=float, default=10.0, help='ordinal loss: target mass exp(-scale * grade '
-               'distance^2), grades evenly spaced on [0, 1]; larger is closer to CE')
+g.add_argument('--label-smoothing', type=probability, default=0.0, help='label smoothing (ce)')
+g.add_argument('--focal-gamma', type=non_negative_float, default=2.0, help='focal loss gamma')
+g.add_argument('--la-tau', type=non_negative_float, default=1.0, help='logit adjustment tau (1 = balanced softmax)')
+g.add_argument('--ldam-max-margin', type=positive_float, default=0.5, help='LDAM largest margin')
+g.add_argument('--ldam-scale', type=positive_float, default=30.0, help='LDAM logit scale')
+g.add_argument('--drw-epoch', type=non_negative_int, help='LDAM: epoch from which deferred re-weighting starts')
+g.add_argument('--ordinal-scale', type=positive_float, default=10.0,
+               help='ordinal loss: target mass exp(-scale * grade distance^2), grades evenly spaced on [0, 1]; larger '
+                    'is closer to CE')
 g = parser.add_argument_group('selection and logging')
 g.add_argument('--monitor', default='macro_f1', choices=METRICS,
                help='validation metric for best checkpoint / early stop')
-g.add_argument('--patience', type=int, default=10, help='epochs without improvement before stopping (0: never)')
-g.add_argument('--min-delta', type=float, default=0.0, help='smallest improvement that counts')
-g.add_argument('--keep-last', type=int, default=2, help='epoch checkpoints kept besides the best')
+g.add_argument('--patience', type=non_negative_int, default=10,
+               help='epochs without improvement before stopping (0: never)')
+g.add_argument('--min-delta', type=non_negative_float, default=0.0, help='smallest improvement that counts')
+g.add_argument('--keep-last', type=non_negative_int, default=2, help='epoch checkpoints kept besides the best')
 g.add_argument('--logit-offsets', default='none', choices=('none', 'fit'),
                help='fit: after training, per-class logit offsets fitted on validation for macro-F1 are folded into '
                     'best/ (its config.json records them), before the test')
 g.add_argument('--report-to', default='none', choices=('tensorboard', 'wandb', 'all', 'none'), help='trackers')
-g.add_argument('--diagnose-every', type=int, default=0, help='gradient-conflict summaries every N epochs (0: never)')
-g.add_argument('--diagnose-batches', type=int, default=8, help='single-class train batches per process for them')
+g.add_argument('--diagnose-every', type=non_negative_int, default=0,
+               help='gradient-conflict summaries every N epochs (0: never)')
+g.add_argument('--diagnose-batches', type=positive_int, default=8,
+               help='single-class train batches per process for them')
 
 
 try:

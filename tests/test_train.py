@@ -178,6 +178,10 @@ def test_launcher_that_splits_processes_is_refused(tmp_path):
     (['--mixup', '0.2', '--loss', 'focal'], 'the focal loss does not take; use --loss ce or ordinal'),
     (['--sam-rho', '-0.1'], '--sam-rho: SAM needs a neighbourhood radius rho > 0'),
     (['--sam-rho', '0.05', '--grad-accum-steps', '2'], '--sam-rho needs the whole gradient of an update'),
+    (['--epochs', '-1'], "argument --epochs: '-1' is not a positive integer"),
+    (['--img-size', '0'], "argument --img-size: '0' is not a positive integer"),
+    (['--label-smoothing', '1.5'], "argument --label-smoothing: '1.5' is not a number in [0, 1]"),
+    (['--resume', 'no/such/run'], '--resume no/such/run: not a train.py run directory or one of its checkpoints'),
 ])
 def test_bad_input_gets_one_clear_error(tmp_path, capsys, args, message):
     code, stderr = _train_here(capsys, '--output-dir', str(tmp_path / 'r'), *args)
@@ -231,11 +235,32 @@ def test_unknown_config_key_is_named(tmp_path, capsys):
     assert code != 0 and 'unknown key(s) learning_rate' in stderr
 
 
-def test_config_value_outside_a_flags_choices_is_named(tmp_path, capsys):
+@pytest.mark.parametrize('key, value, message', [
+    ('input_pipeline', 'gpu', "input_pipeline: 'gpu' is not one of auto, tensor, pil"),
+    ('epochs', 0, "epochs: '0' is not a positive integer"),
+    ('batch_size', 2.5, "batch_size: '2.5' is not a positive integer"),
+    ('lr', -0.1, "lr: '-0.1' is not a number >= 0"),
+    ('decay_milestones', [10, 'late'], "decay_milestones: 'late' is not a positive integer"),
+])
+def test_config_value_of_the_wrong_kind_is_named(tmp_path, capsys, key, value, message):
+    """argparse checks only the command line; a preset's values get the same checks, and the file is named."""
     config = tmp_path / 'bad.yaml'
-    config.write_text(yaml.safe_dump({**yaml.safe_load(Path(SMOKE).read_text()), 'input_pipeline': 'gpu'}))
-    code, stderr = _train_here(capsys, config=str(config))
-    assert code != 0 and "input_pipeline: 'gpu' is not one of auto, tensor, pil" in stderr
+    config.write_text(yaml.safe_dump({**yaml.safe_load(Path(SMOKE).read_text()), key: value}))
+    code, stderr = _train_here(capsys, '--output-dir', str(tmp_path / 'r'), config=str(config))
+    assert code != 0 and f'{config}: {message}' in stderr
+
+
+@pytest.mark.parametrize('text, message', [
+    (None, 'does not exist; pass --config with a YAML preset'),
+    ('epochs: [1', 'is not valid YAML'),
+    ('- epochs', 'holds a list, not a mapping of flag names to values'),
+])
+def test_unreadable_config_is_one_line(tmp_path, capsys, text, message):
+    config = tmp_path / 'bad.yaml'
+    if text is not None:
+        config.write_text(text)
+    code, stderr = _train_here(capsys, '--output-dir', str(tmp_path / 'r'), config=str(config))
+    assert code != 0 and f'error: config {config} {message}' in stderr
 
 
 def test_missing_cxx_compiler_is_one_line(tmp_path):

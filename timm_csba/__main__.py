@@ -6,6 +6,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import timm_csba  # noqa: F401  (registers the models)
+from timm_csba.runs import positive_int
 
 
 def count_gmacs(model: torch.nn.Module, input_size: tuple) -> float:
@@ -18,9 +19,9 @@ def count_gmacs(model: torch.nn.Module, input_size: tuple) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument('--num-classes', type=int, default=6, help='classes of the head (the paper uses 6)')
-    parser.add_argument('--in-chans', type=int, default=3, help='input channels')
-    parser.add_argument('--img-size', type=int, default=224, help='square input size for the GMACs')
+    parser.add_argument('--num-classes', type=positive_int, default=6, help='classes of the head (the paper uses 6)')
+    parser.add_argument('--in-chans', type=positive_int, default=3, help='input channels')
+    parser.add_argument('--img-size', type=positive_int, default=224, help='square input size for the GMACs')
     args = parser.parse_args()
 
     print(f'{"model":24s} {"params":>10s} {"GMACs":>7s}   ({args.num_classes} classes, '

@@ -25,6 +25,7 @@ from .data import (DATASET_ARGUMENTS, SPLITS, DatasetError, add_dataset_argument
 from .diagnostics import Diagnostics, LossGap, RunDiagnostics, analyze, plot_comparison, plot_matrix
 from .files import atomic_path, file_sha256, write_json
 from .losses import create_loss_from_config
+from .runs import non_negative_int, positive_int
 
 
 class DiagnoseError(ValueError):
@@ -98,10 +99,11 @@ def main(argv=None) -> None:
     parser.add_argument('--params', nargs='+', default=['backbone'],
                         help='parameter sets: all, backbone, layerwise or a regex on parameter names; several share '
                              'one gradient pass (e.g. --params backbone layerwise)')
-    parser.add_argument('--batch-size', type=int, default=32, help='samples per (single-class) batch')
-    parser.add_argument('--max-batches', type=int, help='stop after this many batches (default: whole split)')
-    parser.add_argument('--num-workers', type=int, default=1, help='DataLoader workers')
-    parser.add_argument('--top-k', type=int, default=6, help='most negative majority-minority pairs to average')
+    parser.add_argument('--batch-size', type=positive_int, default=32, help='samples per (single-class) batch')
+    parser.add_argument('--max-batches', type=positive_int, help='stop after this many batches (default: whole split)')
+    parser.add_argument('--num-workers', type=non_negative_int, default=1, help='DataLoader workers')
+    parser.add_argument('--top-k', type=positive_int, default=6,
+                        help='most negative majority-minority pairs to average')
     parser.add_argument('--compare', help='another model folder, or "init" for this model at initialisation')
     parser.add_argument('--init-seed', type=int, default=0, help='seed of the initialisation for --compare init')
     parser.add_argument('--out', required=True, help='output folder for diagnostics.json and PNGs')

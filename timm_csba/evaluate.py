@@ -29,6 +29,7 @@ from .data import (SPLITS, DatasetError, add_dataset_arguments, attach_transform
 from .files import atomic_path, write_json
 from .metrics import classification_metrics, save_confusion_matrix
 from .predict import TTA, PredictError, load_model, tta_probabilities
+from .runs import positive_int
 
 __all__ = ['evaluate_split']
 
@@ -61,11 +62,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     add_dataset_arguments(parser)
     parser.add_argument('--split', default='test', choices=SPLITS, help='split to score')
     parser.add_argument('--tta', default='none', choices=TTA, help='test-time augmentation (averaged softmax)')
-    parser.add_argument('--batch-size', type=int, default=64, help='images per forward pass')
+    parser.add_argument('--batch-size', type=positive_int, default=64, help='images per forward pass')
     parser.add_argument('--out', help='output folder (default: evaluations/<model>-<dataset>-<split>)')
     args = parser.parse_args(argv)
-    if args.batch_size < 1:
-        parser.error('--batch-size must be at least 1')
     try:
         model = load_model(args.model)
         split = build_dataset_from_args(args)[args.split]

@@ -24,6 +24,7 @@ from PIL import Image
 
 from .data import build_transforms
 from .hub import load_pretrained
+from .runs import non_negative_int, positive_int
 
 __all__ = ['TTA', 'PredictError', 'load_model', 'find_images', 'load_image', 'tta_probabilities', 'predict']
 
@@ -150,16 +151,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('images', nargs='+', help='image files and/or folders')
     parser.add_argument('--model', required=True, help='csba_squeeze.elpv, hf-hub:ORG/NAME, local-dir:DIR or DIR')
-    parser.add_argument('--top-k', type=int, default=3, help='classes per image, most probable first')
-    parser.add_argument('--batch-size', type=int, default=32, help='images per forward pass')
-    parser.add_argument('--num-workers', type=int, default=0, help='DataLoader workers decoding images')
+    parser.add_argument('--top-k', type=positive_int, default=3, help='classes per image, most probable first')
+    parser.add_argument('--batch-size', type=positive_int, default=32, help='images per forward pass')
+    parser.add_argument('--num-workers', type=non_negative_int, default=0, help='DataLoader workers decoding images')
     parser.add_argument('--tta', default='none', choices=TTA, help='test-time augmentation: average the softmax over '
                         'flips (flip) or the 8 rotations and flips of the square (d4)')
     parser.add_argument('--output', help='write here instead of stdout (.json -> JSON, else CSV)')
     parser.add_argument('--format', choices=['csv', 'json'], help='output format (default: from --output, else csv)')
     args = parser.parse_args(argv)
-    if args.top_k < 1:
-        parser.error('--top-k must be at least 1')
     fmt = args.format or ('json' if args.output and args.output.endswith('.json') else 'csv')
     try:
         model = load_model(args.model)

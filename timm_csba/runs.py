@@ -15,7 +15,7 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import List, Mapping, Optional, Sequence
+from typing import Callable, List, Mapping, Optional, Sequence
 
 import torch
 import yaml
@@ -24,7 +24,8 @@ from .files import replace_dir, write_yaml
 from .runtime import LAUNCHER_PRECISION_ENV, launcher_precision
 
 __all__ = [
-    'RunError', 'IDENTITY_KEYS', 'resolve_config', 'run_dir_of', 'prepare_run_dir', 'provenance', 'launch_command',
+    'RunError', 'IDENTITY_KEYS', 'positive_int', 'non_negative_int', 'positive_float', 'non_negative_float',
+    'probability', 'resolve_config', 'run_dir_of', 'prepare_run_dir', 'provenance', 'launch_command',
     'saved_epochs', 'latest_checkpoint', 'TrainState', 'save_checkpoint',
 ]
 
@@ -38,26 +39,79 @@ class RunError(ValueError):
     """A config, run directory or checkpoint that cannot be used; the message names the fix."""
 
 
+def _number_type(convert: Callable[[str], float], holds: Callable[[float], bool], what: str) -> Callable[[str], float]:
+    """An argparse `type` that converts and range-checks, so a bad number stops at parsing, named, not deep in a
+    scheduler's assert."""
+    def check(text: str) -> float:
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not holds(value):
+            raise argparse.ArgumentTypeError(f'{text!r} is not {what}')
+        return value
+    check.__name__ = what.replace(' ', '_')
+    return check
+
+
+positive_int = _number_type(int, lambda v: v > 0, 'a positive integer')
+non_negative_int = _number_type(int, lambda v: v >= 0, 'an integer >= 0')
+positive_float = _number_type(float, lambda v: v > 0, 'a number > 0')
+non_negative_float = _number_type(float, lambda v: v >= 0, 'a number >= 0')
+probability = _number_type(float, lambda v: 0 <= v <= 1, 'a number in [0, 1]')
+NUMBER_TYPES = (int, float, positive_int, non_negative_int, positive_float, non_negative_float, probability)
+
+
+def _read_preset(config_path: str) -> dict:
+    try:
+        preset = yaml.safe_load(Path(config_path).read_text()) or {}
+    except FileNotFoundError:
+        raise RunError(f'config {config_path} does not exist; pass --config with a YAML preset such as '
+                       f'configs/elpv.yaml') from None
+    except yaml.YAMLError as e:
+        raise RunError(f'config {config_path} is not valid YAML ({" ".join(str(e).split())}); fix the file') from None
+    if not isinstance(preset, dict):
+        raise RunError(f'config {config_path} holds a {type(preset).__name__}, not a mapping of flag names to values')
+    return preset
+
+
+def _check_preset_values(parser: argparse.ArgumentParser, args: argparse.Namespace, config_path: str) -> None:
+    """argparse checks types and choices on the command line only, not on defaults a YAML preset set."""
+    for action in parser._actions:
+        value = getattr(args, action.dest, None)
+        if value is None:
+            continue
+        if action.choices is not None and value not in action.choices:
+            raise RunError(f'{config_path}: {action.dest}: {value!r} is not one of '
+                           f'{", ".join(map(str, action.choices))}')
+        if action.type in NUMBER_TYPES:
+            for item in value if isinstance(value, list) else [value]:
+                try:  # through str, as from the command line: a YAML 2.5 or true is not an integer
+                    action.type(str(item))
+                except (ValueError, argparse.ArgumentTypeError) as e:
+                    raise RunError(f'{config_path}: {action.dest}: {e}') from None
+
+
 def resolve_config(parser: argparse.ArgumentParser, argv: Sequence[str],
                    default_config: str = 'configs/elpv.yaml') -> argparse.Namespace:
-    """Defaults < YAML config < command line. Unknown YAML keys and values outside a flag's choices are errors."""
+    """Defaults < YAML config < command line. Unknown YAML keys and values of the wrong type or range, or outside
+    a flag's choices, are errors."""
     known, _ = parser.parse_known_args(argv)
+    if known.resume and not (run_dir_of(Path(known.resume)) / 'args.yaml').is_file():
+        raise RunError(f'--resume {known.resume}: not a train.py run directory or one of its checkpoints (no '
+                       f'args.yaml); pass runs/<name> or runs/<name>/checkpoints/epoch_NNNN')
     config_path = known.config
     if config_path is None and known.resume:
         config_path = str(run_dir_of(Path(known.resume)) / 'args.yaml')
     config_path = config_path or default_config
-    with open(config_path) as f:
-        preset = yaml.safe_load(f) or {}
+    preset = _read_preset(config_path)
     valid = {a.dest for a in parser._actions} - {'help', *NOT_SAVED}
     unknown = sorted(set(preset) - valid)
     if unknown:
         raise RunError(f'{config_path} has unknown key(s) {", ".join(unknown)}; valid keys: {", ".join(sorted(valid))}')
     parser.set_defaults(**preset)
     args = parser.parse_args(argv)
-    for action in parser._actions:  # argparse checks choices on the command line only, not on YAML defaults
-        if action.choices is not None and getattr(args, action.dest) not in action.choices:
-            raise RunError(f'{config_path}: {action.dest}: {getattr(args, action.dest)!r} is not one of '
-                           f'{", ".join(map(str, action.choices))}')
+    _check_preset_values(parser, args, config_path)
     args.config = config_path
     if args.resume and known.output_dir is None:  # a resumed run stays where it is now, wherever it was started
         args.output_dir = str(run_dir_of(Path(args.resume)))

@@ -28,6 +28,7 @@ from studies.elpv.run import ARMS, RECIPES, RECORDS  # noqa: E402
 from timm_csba.diagnostics import RunDiagnostics  # noqa: E402
 from timm_csba.diagnostics import spearman  # noqa: E402
 from timm_csba.metrics import load_predictions  # noqa: E402
+from timm_csba.runs import positive_int  # noqa: E402
 from timm_csba.stats import bootstrap_macro_f1_difference, mean_std, paired_seed_test  # noqa: E402
 from timm_csba.stats import format_mean_std as _fmt  # noqa: E402
 
@@ -468,7 +469,7 @@ def main(argv=None) -> None:
     parser.add_argument('--runs', type=Path, default=RECORDS,
                         help='the runner\'s records (default) or run folders, as <recipe>/<arm>.s<seed>')
     parser.add_argument('--out', type=Path, default=HERE, help='where results.csv, REPORT.md and plots/ go')
-    parser.add_argument('--resamples', type=int, default=2000, help='bootstrap resamples of the test images')
+    parser.add_argument('--resamples', type=positive_int, default=2000, help='bootstrap resamples of the test images')
     args = parser.parse_args(argv)
     table = aggregate(args.runs, args.recipe, args.out, args.resamples)
     print(f'{len(table)} runs -> {args.out / "results.csv"}, {args.out / "REPORT.md"}')

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from timm_csba.files import atomic_dir
-from timm_csba.runs import saved_epochs
+from timm_csba.runs import non_negative_int, positive_int, saved_epochs
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / 'runs' / 'elpv_study'
@@ -171,9 +171,9 @@ def main(argv=None) -> int:
     parser.add_argument('--recipe', default='hub96', choices=RECIPES, help='the training recipe of every run')
     parser.add_argument('--arms', nargs='+', default=list(ARMS), choices=ARMS, help='architectures / losses')
     parser.add_argument('--seeds', nargs='+', type=int, default=list(SEEDS), help='training seeds')
-    parser.add_argument('--parallel', type=int, default=2, help='runs side by side')
-    parser.add_argument('--threads', type=int, default=1, help='CPU threads per run')
-    parser.add_argument('--diagnose-batches', type=int, default=0,
+    parser.add_argument('--parallel', type=positive_int, default=2, help='runs side by side')
+    parser.add_argument('--threads', type=positive_int, default=1, help='CPU threads per run')
+    parser.add_argument('--diagnose-batches', type=non_negative_int, default=0,
                         help='single-class batches per diagnosis (0: the whole train split)')
     parser.add_argument('--runs', type=Path, default=RUNS, help='where the run folders go')
     parser.add_argument('--records', type=Path, default=None,
