@@ -24,7 +24,6 @@ from pathlib import Path
 
 import timm
 import torch
-import yaml
 from accelerate import Accelerator, PartialState
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, parse_flag_from_env, set_seed
 from timm.data import Mixup, resolve_data_config
@@ -46,7 +45,7 @@ from timm_csba.metrics import (METRICS, classification_metrics, save_confusion_m
                                save_predictions)
 from timm_csba.runs import (RunError, TrainState, latest_checkpoint, non_negative_float, non_negative_int,
                             positive_float, positive_int, prepare_run_dir, probability, provenance, resolve_config,
-                            save_checkpoint, saved_epochs)
+                            save_checkpoint, saved_epochs, yaml_mapping)
 from timm_csba.runtime import (PRECISIONS, PrecisionError, compile_in_place, compiled_graphs, cpu_threads,
                                hold_freed_memory, resolve_mixed_precision)
 from timm_csba.sam import SharpnessAware
@@ -65,7 +64,7 @@ g.add_argument('--limit-eval', type=positive_int, help='use only this many valid
 g.add_argument('--img-size', type=positive_int, help='square training size (default: the model\'s pretrained cfg)')
 g.add_argument('--mean', type=float, nargs='+', help='normalisation mean (default: the model\'s cfg)')
 g.add_argument('--std', type=positive_float, nargs='+', help='normalisation std (default: the model\'s cfg)')
-g.add_argument('--augment', type=yaml.safe_load, default={}, help='timm create_transform train options as YAML')
+g.add_argument('--augment', type=yaml_mapping, default={}, help='timm create_transform train options as YAML')
 g.add_argument('--mixup', type=non_negative_float, default=0.0,
                help='mixup alpha (timm Mixup, on whole batches; 0: off)')
 g.add_argument('--cutmix', type=non_negative_float, default=0.0, help='cutmix alpha (timm Mixup; 0: off)')
@@ -92,7 +91,8 @@ g.add_argument('--drop-rate', type=probability, help='classifier dropout (defaul
 g.add_argument('--channels-last', action='store_true', help='channels_last memory format (faster on CPU)')
 g.add_argument('--torchcompile', nargs='?', const='inductor', help='torch.compile the model with this backend '
                '(bare flag: inductor), in place: checkpoint keys stay those of the plain model')
-g.add_argument('--torchcompile-mode', help='torch.compile mode (default, reduce-overhead, max-autotune, ...)')
+g.add_argument('--torchcompile-mode', choices=('default', 'reduce-overhead', 'max-autotune',
+                                               'max-autotune-no-cudagraphs'), help='torch.compile mode')
 g.add_argument('--model-ema', action='store_true', help='keep an exponential moving average of the weights (timm '
                'ModelEmaV3) and validate, select and publish it instead of the raw weights')
 g.add_argument('--model-ema-decay', type=probability, default=0.998, help='EMA decay per optimizer update (warmed up)')
@@ -151,10 +151,27 @@ g.add_argument('--diagnose-batches', type=positive_int, default=8,
                help='single-class train batches per process for them')
 
 
+DECLARED = {action.dest: action.default for action in parser._actions}  # before a preset replaces the defaults
 try:
     args = resolve_config(parser, sys.argv[1:])
 except RunError as e:
     sys.exit(f'error: {e}')
+# an option that the rest of the config would ignore is an error, not a silent no-op
+SCHED_OPTIONS = dict(decay_epochs=('step',), decay_milestones=('multistep',), decay_rate=('step', 'multistep'),
+                     min_lr=('cosine',))
+ignored = [k for k, scheds in SCHED_OPTIONS.items() if args.sched not in scheds and getattr(args, k) != DECLARED[k]]
+if ignored:
+    them = 'it' if len(ignored) == 1 else 'them'
+    sys.exit(f'error: the {args.sched} schedule ignores {", ".join("--" + k.replace("_", "-") for k in ignored)}; '
+             f'drop {them} or choose the --sched that uses {them}')
+if args.sched == 'multistep' and not all(a < b for a, b in zip(args.decay_milestones, args.decay_milestones[1:])):
+    sys.exit(f'error: --decay-milestones must increase (got {" ".join(map(str, args.decay_milestones))})')
+if args.torchcompile_mode and not args.torchcompile:
+    sys.exit('error: --torchcompile-mode applies with --torchcompile; add --torchcompile or drop the mode')
+for flag in ('mean', 'std'):
+    if getattr(args, flag) and len(getattr(args, flag)) != args.in_chans:
+        sys.exit(f'error: --{flag} has {len(getattr(args, flag))} value(s) for --in-chans {args.in_chans}; give one '
+                 f'per input channel')
 out_dir = Path(args.output_dir)
 
 # ------------------------------------------------------------------------------------------------ accelerator
@@ -229,7 +246,10 @@ data_config = resolve_data_config(model=model)
 data_config['input_size'] = (args.in_chans, *([args.img_size] * 2 if args.img_size else data_config['input_size'][1:]))
 data_config['mean'] = tuple(args.mean or data_config['mean'][:args.in_chans])
 data_config['std'] = tuple(args.std or data_config['std'][:args.in_chans])
-train_tf = build_transforms(data_config, is_training=True, **args.augment)
+try:
+    train_tf = build_transforms(data_config, is_training=True, **args.augment)
+except DatasetError as e:
+    sys.exit(f'error: {e}')
 eval_tf = build_transforms(data_config, is_training=False)
 if args.channels_last:
     model = model.to(memory_format=torch.channels_last)

@@ -182,6 +182,13 @@ def test_launcher_that_splits_processes_is_refused(tmp_path):
     (['--img-size', '0'], "argument --img-size: '0' is not a positive integer"),
     (['--label-smoothing', '1.5'], "argument --label-smoothing: '1.5' is not a number in [0, 1]"),
     (['--resume', 'no/such/run'], '--resume no/such/run: not a train.py run directory or one of its checkpoints'),
+    (['--augment', '[1]'], "argument --augment: '[1]' is not a YAML mapping"),
+    (['--dataset-options', '{labels:'], "argument --dataset-options: '{labels:' is not valid YAML"),
+    (['--augment', '{hflp: 0.5}'], 'unknown augmentation option(s) hflp; the options are rot90 and those of timm'),
+    (['--sched', 'step', '--min-lr', '0.1'], 'the step schedule ignores --min-lr; drop it'),
+    (['--sched', 'multistep', '--decay-milestones', '5', '3'], '--decay-milestones must increase (got 5 3)'),
+    (['--torchcompile-mode', 'default'], '--torchcompile-mode applies with --torchcompile'),
+    (['--in-chans', '1', '--mean', '0.5', '0.5'], '--mean has 2 value(s) for --in-chans 1'),
 ])
 def test_bad_input_gets_one_clear_error(tmp_path, capsys, args, message):
     code, stderr = _train_here(capsys, '--output-dir', str(tmp_path / 'r'), *args)
@@ -241,6 +248,7 @@ def test_unknown_config_key_is_named(tmp_path, capsys):
     ('batch_size', 2.5, "batch_size: '2.5' is not a positive integer"),
     ('lr', -0.1, "lr: '-0.1' is not a number >= 0"),
     ('decay_milestones', [10, 'late'], "decay_milestones: 'late' is not a positive integer"),
+    ('augment', [1], 'augment: [1] is not a mapping of option names to values'),
 ])
 def test_config_value_of_the_wrong_kind_is_named(tmp_path, capsys, key, value, message):
     """argparse checks only the command line; a preset's values get the same checks, and the file is named."""

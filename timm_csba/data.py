@@ -420,11 +420,11 @@ DATASET_ARGUMENTS = ('dataset', 'data_dir', 'hub_id', 'dataset_options', 'split_
 
 def add_dataset_arguments(parser) -> None:
     """Add the dataset and split flags (DATASET_ARGUMENTS) to an argparse parser or argument group."""
-    import yaml
+    from .runs import yaml_mapping
     parser.add_argument('--dataset', default='elpv', help=f'one of {", ".join(DATASETS)}')
     parser.add_argument('--data-dir', help='local dataset folder (pv_faults, imagefolder, cifar10_lt copies)')
     parser.add_argument('--hub-id', help='Hugging Face Hub dataset id')
-    parser.add_argument('--dataset-options', type=yaml.safe_load, default={},
+    parser.add_argument('--dataset-options', type=yaml_mapping, default={},
                         help='builder options as YAML, e.g. "{labels: binary}"')
     parser.add_argument('--split-seed', type=int, default=0, help='seed of the stratified train/validation/test split')
     parser.add_argument('--val-fraction', type=float, default=0.1, help='validation share of each class')
@@ -578,6 +578,10 @@ def check_images(dataset: DatasetDict, skip_corrupt: bool = False) -> Tuple[Data
     return kept, len(found)
 
 
+# create_transform arguments that come from the model's data config, not from the augmentation options
+_SET_BY_BUILD_TRANSFORMS = {'input_size', 'is_training', 'interpolation', 'mean', 'std', 'crop_pct', 'crop_mode'}
+
+
 def build_transforms(model_or_data_config: Any, is_training: bool, **aug: Any) -> Callable:
     """Return a PIL -> tensor transform from timm's `create_transform` for a model or a timm data config.
 
@@ -595,6 +599,12 @@ def build_transforms(model_or_data_config: Any, is_training: bool, **aug: Any) -
     else:
         config = dict(model_or_data_config)
         in_chans = config['input_size'][0]
+    unknown = sorted(set(aug) - set(inspect.signature(create_transform).parameters) - {'rot90'}
+                     - _SET_BY_BUILD_TRANSFORMS)
+    if unknown:
+        options = sorted(set(inspect.signature(create_transform).parameters) - _SET_BY_BUILD_TRANSFORMS)
+        raise DatasetError(f'unknown augmentation option(s) {", ".join(unknown)}; the options are rot90 and those of '
+                           f'timm\'s create_transform: {", ".join(options)}.')
     rot90 = aug.pop('rot90', False) and is_training
     mean, std = tuple(config['mean']), tuple(config['std'])
     if len(mean) == 1:

@@ -25,7 +25,7 @@ from .runtime import LAUNCHER_PRECISION_ENV, launcher_precision
 
 __all__ = [
     'RunError', 'IDENTITY_KEYS', 'positive_int', 'non_negative_int', 'positive_float', 'non_negative_float',
-    'probability', 'resolve_config', 'run_dir_of', 'prepare_run_dir', 'provenance', 'launch_command',
+    'probability', 'yaml_mapping', 'resolve_config', 'run_dir_of', 'prepare_run_dir', 'provenance', 'launch_command',
     'saved_epochs', 'latest_checkpoint', 'TrainState', 'save_checkpoint',
 ]
 
@@ -62,6 +62,18 @@ probability = _number_type(float, lambda v: 0 <= v <= 1, 'a number in [0, 1]')
 NUMBER_TYPES = (int, float, positive_int, non_negative_int, positive_float, non_negative_float, probability)
 
 
+def yaml_mapping(text: str) -> dict:
+    """An argparse `type` for options given as a YAML mapping ("{hflip: 0.5, scale: [0.8, 1.0]}"); "" is none."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise argparse.ArgumentTypeError(f'{text!r} is not valid YAML ({" ".join(str(e).split())})') from None
+    value = {} if value is None else value
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f'{text!r} is not a YAML mapping such as "{{key: value}}"')
+    return value
+
+
 def _read_preset(config_path: str) -> dict:
     try:
         preset = yaml.safe_load(Path(config_path).read_text()) or {}
@@ -84,6 +96,8 @@ def _check_preset_values(parser: argparse.ArgumentParser, args: argparse.Namespa
         if action.choices is not None and value not in action.choices:
             raise RunError(f'{config_path}: {action.dest}: {value!r} is not one of '
                            f'{", ".join(map(str, action.choices))}')
+        if action.type is yaml_mapping and not isinstance(value, dict):
+            raise RunError(f'{config_path}: {action.dest}: {value!r} is not a mapping of option names to values')
         if action.type in NUMBER_TYPES:
             for item in value if isinstance(value, list) else [value]:
                 try:  # through str, as from the command line: a YAML 2.5 or true is not an integer
