@@ -27,7 +27,7 @@ import torch
 from accelerate import Accelerator, PartialState
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, parse_flag_from_env, set_seed
 from timm.data import Mixup, resolve_data_config
-from timm.optim import create_optimizer_v2, list_optimizers
+from timm.optim import create_optimizer_v2, get_optimizer_info, list_optimizers
 from timm.scheduler import create_scheduler_v2
 from timm.utils import ModelEmaV3
 from tqdm.auto import tqdm
@@ -164,6 +164,8 @@ if ignored:
     them = 'it' if len(ignored) == 1 else 'them'
     sys.exit(f'error: the {args.sched} schedule ignores {", ".join("--" + k.replace("_", "-") for k in ignored)}; '
              f'drop {them} or choose the --sched that uses {them}')
+if args.momentum != DECLARED['momentum'] and not get_optimizer_info(args.opt).has_momentum:
+    sys.exit(f'error: the {args.opt} optimizer takes no momentum; drop --momentum or choose one that does (sgd, ...)')
 if args.sched == 'multistep' and not all(a < b for a, b in zip(args.decay_milestones, args.decay_milestones[1:])):
     sys.exit(f'error: --decay-milestones must increase (got {" ".join(map(str, args.decay_milestones))})')
 if args.torchcompile_mode and not args.torchcompile:
