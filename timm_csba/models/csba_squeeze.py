@@ -510,7 +510,7 @@ default_cfgs = generate_default_cfgs({
     'csba_squeeze.elpv': _elpv_cfg('csba_squeeze', 'csba', published=True),
     'csba_squeeze_sum.elpv': _elpv_cfg('csba_squeeze_sum', 'sum', published=True),
     'csba_squeeze_shared.elpv': _elpv_cfg('csba_squeeze_shared', 'shared', published=True),
-    'csba_squeeze_gradnorm.elpv': _elpv_cfg('csba_squeeze_gradnorm', 'gradnorm', published=False),
+    'csba_squeeze_gradnorm.elpv': _elpv_cfg('csba_squeeze_gradnorm', 'gradnorm', published=True),
     'csba_squeeze_heads.elpv': _elpv_cfg('csba_squeeze_heads', 'heads', published=False),
 })
 
