@@ -599,12 +599,11 @@ def build_transforms(model_or_data_config: Any, is_training: bool, **aug: Any) -
     else:
         config = dict(model_or_data_config)
         in_chans = config['input_size'][0]
-    unknown = sorted(set(aug) - set(inspect.signature(create_transform).parameters) - {'rot90'}
-                     - _SET_BY_BUILD_TRANSFORMS)
+    timm_options = set(inspect.signature(create_transform).parameters) - _SET_BY_BUILD_TRANSFORMS
+    unknown = sorted(set(aug) - timm_options - {'rot90'})
     if unknown:
-        options = sorted(set(inspect.signature(create_transform).parameters) - _SET_BY_BUILD_TRANSFORMS)
         raise DatasetError(f'unknown augmentation option(s) {", ".join(unknown)}; the options are rot90 and those of '
-                           f'timm\'s create_transform: {", ".join(options)}.')
+                           f'timm\'s create_transform: {", ".join(sorted(timm_options))}.')
     rot90 = aug.pop('rot90', False) and is_training
     mean, std = tuple(config['mean']), tuple(config['std'])
     if len(mean) == 1:
