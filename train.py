@@ -35,8 +35,7 @@ from tqdm.auto import tqdm
 import timm_csba  # noqa: F401  (registers csba_* in timm)
 from timm_csba.calibration import cross_fitted_predictions, fit_logit_offsets, fold_logit_offsets
 from timm_csba.data import (SAMPLERS, ClassAwareSampler, DatasetError, add_dataset_arguments, attach_transform,
-                            build_dataset_from_args, build_transforms, check_images, class_counts,
-                            default_num_workers)
+                            build_run_dataset, build_transforms, class_counts, default_num_workers)
 from timm_csba.diagnostics import analyze
 from timm_csba.files import atomic_path, write_json, write_text
 from timm_csba.hub import load_pretrained, pretrained_num_classes, save_pretrained
@@ -209,19 +208,11 @@ set_seed(args.seed)
 
 # ------------------------------------------------------------------------------------------------ data
 try:
-    dataset = build_dataset_from_args(args)
+    dataset, skipped = build_run_dataset(args)
 except DatasetError as e:
     sys.exit(f'error: {e}')
-for split, limit in (('train', args.limit_train), ('validation', args.limit_eval), ('test', args.limit_eval)):
-    if limit:  # a limit above a small dataset's split size takes the whole split
-        dataset[split] = dataset[split].shuffle(seed=args.split_seed).select(range(min(limit, len(dataset[split]))))
-if args.dataset != 'elpv' or args.skip_corrupt:  # user images: every undecodable file named now, not mid-epoch
-    try:
-        dataset, skipped = check_images(dataset, skip_corrupt=args.skip_corrupt)
-    except DatasetError as e:
-        sys.exit(f'error: {e}')
-    if skipped:
-        accelerator.print(f'--skip-corrupt: skipped {skipped} image(s) that cannot be decoded')
+if skipped:
+    accelerator.print(f'--skip-corrupt: skipped {skipped} image(s) that cannot be decoded')
 label_names = dataset['train'].features['label'].names
 counts = list(class_counts(dataset['train']).values())
 

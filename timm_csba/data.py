@@ -32,7 +32,7 @@ __all__ = [
     'DATASETS', 'SPLITS', 'DatasetError', 'build_dataset', 'stratified_split', 'class_counts', 'class_weights',
     'imbalance_ratio', 'build_transforms', 'attach_transform', 'decode_image', 'find_corrupt_images', 'check_images',
     'error_line', 'default_num_workers', 'long_tail_counts', 'weights_from_counts', 'SAMPLERS', 'ClassAwareSampler',
-    'DATASET_ARGUMENTS', 'add_dataset_arguments', 'build_dataset_from_args',
+    'DATASET_ARGUMENTS', 'add_dataset_arguments', 'build_dataset_from_args', 'build_run_dataset',
 ]
 
 SPLITS = ('train', 'validation', 'test')
@@ -435,6 +435,19 @@ def build_dataset_from_args(args) -> DatasetDict:
     """`build_dataset` from the flags of `add_dataset_arguments` (an argparse namespace)."""
     return build_dataset(args.dataset, data_dir=args.data_dir, hub_id=args.hub_id, seed=args.split_seed,
                          val_fraction=args.val_fraction, test_fraction=args.test_fraction, **args.dataset_options)
+
+
+def build_run_dataset(args) -> Tuple[DatasetDict, int]:
+    """The splits a train.py run trains and scores on, from its flags (or its args.yaml); returns (dataset,
+    images skipped). `build_dataset_from_args`, cut to --limit-train / --limit-eval, and user images decoded once
+    by `check_images` so that an undecodable file is named now, not mid-epoch."""
+    dataset = build_dataset_from_args(args)
+    for split, limit in (('train', args.limit_train), ('validation', args.limit_eval), ('test', args.limit_eval)):
+        if limit:  # a limit above a small dataset's split size takes the whole split
+            dataset[split] = dataset[split].shuffle(seed=args.split_seed).select(range(min(limit, len(dataset[split]))))
+    if args.dataset != 'elpv' or args.skip_corrupt:
+        return check_images(dataset, skip_corrupt=args.skip_corrupt)
+    return dataset, 0
 
 
 def _check_every_class_present(dataset: DatasetDict, name: str) -> None:

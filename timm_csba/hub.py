@@ -34,7 +34,7 @@ import yaml
 from huggingface_hub import try_to_load_from_cache
 from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from timm.models import get_pretrained_cfg_value, load_model_config_from_hf, parse_model_name
 from timm.models._hub import load_model_config_from_path, save_config_for_hf
 
@@ -57,6 +57,8 @@ RUN_FILES = {
 }
 # settings that may differ between the seeds of one recipe; anything else must match
 SEED_FREE_KEYS = {'seed', 'output_dir', 'config'}
+# how export may store the weights: float16 halves the download and is checked to keep the run's test scores
+WEIGHTS_DTYPES = {'float32': torch.float32, 'float16': torch.float16}
 # the Hub stores these through LFS, whose cache blobs are named by the file's sha256 (text files: git blob sha1)
 LFS_SUFFIXES = ('.safetensors', '.png', '.bin', '.pt', '.pth')
 
@@ -158,8 +160,31 @@ def _study_summary(results_csv: Path, recipe: str, arm: str, seed: int, label_na
             'summary': _spread(rows, keys)}
 
 
+def _store_weights_as(path: Path, dtype: torch.dtype) -> None:
+    tensors = load_file(str(path))
+    save_file({k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}, str(path),
+              metadata={'format': 'pt'})
+
+
+def _check_scores_unchanged(folder: Path, train_args: Dict[str, Any], weights_dtype: str) -> None:
+    """Score the staged weights on the run's test split: the card quotes the run's test_metrics.json, so weights
+    stored at a lower precision must give the run's confusion matrix exactly."""
+    from .data import DatasetError, build_run_dataset
+    from .evaluate import evaluate_split  # here, not at the top: evaluate -> predict -> hub
+    try:
+        test = build_run_dataset(argparse.Namespace(**train_args))[0]['test']
+    except DatasetError as e:
+        raise HubError(f'cannot rebuild the run\'s test split to check the weights ({e}).') from None
+    found = evaluate_split(load_pretrained(f'local-dir:{folder}'), test)['confusion_matrix']
+    want = json.loads((folder / 'test_metrics.json').read_text())['confusion_matrix']
+    if found != want:
+        raise HubError(f'the weights in {weights_dtype} change the run\'s test predictions (confusion matrix {found}, the run\'s {want}); '
+                       f'export them with --weights-dtype float32.')
+
+
 def export_run(run_dir: os.PathLike, to: os.PathLike, seed_runs: Sequence[os.PathLike] = (),
-               diagnostics_dir: Optional[os.PathLike] = None, study: Optional[os.PathLike] = None) -> Path:
+               diagnostics_dir: Optional[os.PathLike] = None, study: Optional[os.PathLike] = None,
+               weights_dtype: str = 'float32') -> Path:
     """Stage the run's best checkpoint as a Hub repo in `to` (atomically), with its model card.
 
     `seed_runs` are the same recipe with other seeds, as run folders or the study's records of them (only their
@@ -168,6 +193,8 @@ def export_run(run_dir: os.PathLike, to: os.PathLike, seed_runs: Sequence[os.Pat
     written by `python -m timm_csba.diagnose --model-dir RUN/best --compare init --out RUN/diagnostics`).
     `study` is a study's results.csv holding the run (studies/elpv/results.csv): the card then quotes the
     architecture's row of that study (study.json) and names its report.
+    `weights_dtype` float16 stores the weights at half the size (they load into timm's float32 model as usual),
+    once they are checked to give the run's test confusion matrix exactly.
     """
     run, to = Path(run_dir), Path(to)
     args = _check_run(run)
@@ -188,6 +215,9 @@ def export_run(run_dir: os.PathLike, to: os.PathLike, seed_runs: Sequence[os.Pat
     with atomic_dir(to) as tmp:
         for source, name in RUN_FILES.items():
             shutil.copyfile(run / source, tmp / name)
+        if weights_dtype != 'float32':
+            _store_weights_as(tmp / 'model.safetensors', WEIGHTS_DTYPES[weights_dtype])
+            _check_scores_unchanged(tmp, args, weights_dtype)
         (tmp / 'diagnostics').mkdir()
         for path in sorted(diagnostics.iterdir()):
             if path.suffix in ('.json', '.png'):
@@ -513,6 +543,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     p.add_argument('--diagnostics', help='diagnostics folder (default: RUN/diagnostics)')
     p.add_argument('--study', help='a study\'s results.csv that holds the run (studies/elpv/results.csv): the card '
                                    'quotes the architecture\'s row')
+    p.add_argument('--weights-dtype', default='float32', choices=sorted(WEIGHTS_DTYPES),
+                   help='store the weights in this dtype; float16 halves the file, after checking that the run\'s '
+                        'test predictions do not change')
     p = commands.add_parser('update-study', help='requote staged folders\' study row from the current results.csv')
     p.add_argument('folders', nargs='+', help='staged folders exported with --study, hub/<arch>.<tag>')
     p.add_argument('--study', default='studies/elpv/results.csv', help='the study\'s results.csv')
@@ -536,7 +569,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parser.parse_args(argv)
     try:
         if args.command == 'export':
-            folder = export_run(args.run_dir, args.to, args.seeds, args.diagnostics, args.study)
+            folder = export_run(args.run_dir, args.to, args.seeds, args.diagnostics, args.study,
+                                args.weights_dtype)
             print(f'staged {folder}')
         elif args.command == 'update-study':
             for folder in args.folders:

@@ -118,6 +118,14 @@ def _model_stats(config: Dict[str, Any]) -> Dict[str, Any]:
                 num_features=model.num_features)
 
 
+def _weights_dtype(path: Path) -> str:
+    """The floating dtype the weights are stored in (safetensors names it F32, F16, BF16)."""
+    from safetensors import safe_open
+    with safe_open(str(path), framework='pt') as f:
+        stored = {f.get_slice(k).get_dtype() for k in f.keys()}
+    return next((name for code, name in (('F16', 'float16'), ('BF16', 'bfloat16')) if code in stored), 'float32')
+
+
 def model_card(folder: os.PathLike, repo_name: str) -> str:
     """The README.md of a staged folder, from the files already in it (config, metrics, seeds, provenance)."""
     from huggingface_hub import ModelCard
@@ -169,6 +177,7 @@ def model_card(folder: os.PathLike, repo_name: str) -> str:
         split_percent=f'{100 - val_pct - test_pct}/{val_pct}/{test_pct}',
         seed_phrase=f'{n} seed{"s" if n > 1 else ""}', seed_list=', '.join(str(s['seed']) for s in seeds['seeds']),
         logit_offsets=config.get('logit_offsets'),
+        weights_dtype=_weights_dtype(folder / 'model.safetensors'),
         num_seeds=n,
         overall_rows='\n'.join(f'| {label} | {test[key]:.3f} |{seeds_cell(key)}' for key, _, label in CARD_METRICS),
         f1_rows='\n'.join(
