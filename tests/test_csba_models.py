@@ -2,6 +2,7 @@
 defining properties, pretrained loading and the errors users see."""
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import timm
@@ -11,6 +12,8 @@ from safetensors.torch import save_file
 
 import timm_csba  # noqa: F401
 from timm_csba.models.csba_squeeze import BranchClassifier, ClassSpecificHeads
+
+HUB = Path(__file__).resolve().parents[1] / 'hub'
 
 ARCHS = ['csba_squeeze', 'csba_squeeze_sum', 'csba_squeeze_shared', 'csba_squeeze_gradnorm', 'csba_squeeze_heads']
 SMALL = 64  # px: enough for every stride, fast on CPU
@@ -180,15 +183,13 @@ def test_features_only_for_grayscale_cells():
     assert model.feature_info.reduction() == [2, 4, 8, 16, 16]
 
 
-def test_a_tag_without_weights_is_not_listed_as_pretrained_and_says_so():
-    # timm's idiom: only a cfg with a weights location (hf_hub_id) is a pretrained tag
+def test_every_architecture_has_published_weights_and_a_tag_without_says_so():
+    # timm's idiom: only a cfg with a weights location (hf_hub_id) is a pretrained tag; each one is staged in hub/
     tags = timm.list_models('csba_*', pretrained=True, include_tags=True)
-    unpublished = [t for t in (f'{a}.elpv' for a in timm.list_models('csba_*')) if t not in tags]
-    assert unpublished and all(not timm.models.get_pretrained_cfg(t).hf_hub_id for t in unpublished)
+    assert sorted(tags) == sorted(f'{a}.elpv' for a in ARCHS) == sorted(p.name for p in HUB.iterdir() if p.is_dir())
     assert all(timm.models.get_pretrained_cfg(t).hf_hub_id == f'timm-csba/{t}' for t in tags)
-    for name in (unpublished[0], unpublished[-1].split('.')[0]):
-        with pytest.raises(RuntimeError, match='No pretrained weights exist for csba_squeeze_'):
-            timm.create_model(name, pretrained=True)
+    with pytest.raises(RuntimeError, match='No pretrained weights exist for csba_squeeze_heads'):
+        timm.create_model('csba_squeeze_heads', pretrained=True, pretrained_cfg_overlay=dict(hf_hub_id=None))
 
 
 def test_pretrained_from_a_local_safetensors_file(tmp_path):

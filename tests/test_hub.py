@@ -3,6 +3,7 @@
 Everything runs offline: the HF cache is a temporary folder seeded from hub/ with `timm_csba.hub.seed_cache`, and
 huggingface_hub is put in offline mode (HF_HUB_OFFLINE), exactly as a user without network after a download.
 """
+import dataclasses
 import json
 import os
 import shutil
@@ -112,6 +113,29 @@ def test_card_of_a_single_seed_says_so_and_has_no_spread_column(smoke_runs, tmp_
     assert 'Only this seed of the recipe has been trained so far' in text and 'mean ± std' not in text
     accuracy = json.loads((folder / 'test_metrics.json').read_text())['accuracy']
     assert f'\n| Test accuracy | {accuracy:.3f} |\n' in text
+
+
+def test_float16_export_halves_the_weights_and_keeps_the_run_s_test_scores(smoke_runs, tmp_path):
+    folder = export_run(smoke_runs[0], tmp_path / 'csba_squeeze.smoke', weights_dtype='float16')
+    fp32 = load_file(str(smoke_runs[0] / 'best' / 'model.safetensors'))
+    fp16 = load_file(str(folder / 'model.safetensors'))
+    assert fp16.keys() == fp32.keys()
+    for key, value in fp32.items():
+        assert fp16[key].dtype == (torch.float16 if value.is_floating_point() else value.dtype), key
+        assert torch.equal(fp16[key], value.to(fp16[key].dtype)), key
+    assert 'The weights are stored in float16' in ModelCard.load(folder / 'README.md').text
+    model = timm.create_model(f'local-dir:{folder}', pretrained=True)
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # timm's float32 model, as ever
+
+    # the check is real: a run whose recorded test scores the stored weights do not give is refused
+    run = tmp_path / 'run'
+    shutil.copytree(smoke_runs[0], run)
+    metrics = json.loads((run / 'test_metrics.json').read_text())
+    metrics['confusion_matrix'][0][0] += 1
+    (run / 'test_metrics.json').write_text(json.dumps(metrics))
+    with pytest.raises(HubError, match='the weights in float16 change the run.s test predictions.*float32'):
+        export_run(run, tmp_path / 'out', weights_dtype='float16')
+    assert not (tmp_path / 'out').exists()
 
 
 def test_staged_folder_loads_with_local_dir_and_predicts_like_the_run(staged_smoke, smoke_runs):
@@ -300,7 +324,8 @@ def test_staged_folder_matches_registry_cfg_and_its_own_record(tag):
     test = json.loads((folder / 'test_metrics.json').read_text())
     assert args['model'] == arch and args['dataset'] == 'elpv' and test['seed'] == args['seed']
     assert len(provenance['git_commit']) == 40 and provenance['git_dirty'] is False
-    assert (folder / 'model.safetensors').stat().st_size < 10 * 2 ** 20
+    # the repository commits no file over 20 MB: heads' per-class weights go in float16 (hub export --weights-dtype)
+    assert (folder / 'model.safetensors').stat().st_size < 20_000 * 1024
 
 
 @needs_published
@@ -325,7 +350,8 @@ def test_pretrained_true_loads_the_staged_weights_bit_identical(tag, offline):
     classifier = set(timm.models.get_pretrained_cfg(tag).classifier)
     for key, value in finetune.state_dict().items():
         if key.rsplit('.', 1)[0] in classifier:
-            assert value.shape[0] == 2, key
+            # rows per class: one in a linear classifier, a head's width in the per-class heads' hidden layer
+            assert value.shape[0] * 4 == staged[key].shape[0] * 2, key
         else:
             assert torch.equal(value, staged[key]), key
 
@@ -377,8 +403,11 @@ def test_corrupt_or_missing_weights_give_one_clear_error(tmp_path, monkeypatch):
         predict_load_model(tag)  # how predict and evaluate load
 
 
-def test_registry_repo_id_of_published_unpublished_and_unknown_tags():
+def test_registry_repo_id_of_published_unpublished_and_unknown_tags(monkeypatch):
     assert registry_repo_id(HUB / 'csba_squeeze.elpv') == f'{HF_HUB_ORG}/csba_squeeze.elpv'
     # a registered tag without weights yet (no hf_hub_id): the repo it will be published to
+    registered = timm.models.get_pretrained_cfg
+    monkeypatch.setattr(timm.models, 'get_pretrained_cfg',
+                        lambda name, **kwargs: dataclasses.replace(registered(name, **kwargs), hf_hub_id=None))
     assert registry_repo_id('staged/csba_squeeze_heads.elpv') == f'{HF_HUB_ORG}/csba_squeeze_heads.elpv'
     assert registry_repo_id('staged/csba_squeeze.smoke') is None and registry_repo_id('staged/nothing') is None

@@ -483,18 +483,18 @@ def _cfg(head_type: str = 'csba', **kwargs) -> Dict[str, Any]:
     }
 
 
-def _elpv_cfg(variant: str, head_type: str, published: bool) -> Dict[str, Any]:
+def _elpv_cfg(variant: str, head_type: str) -> Dict[str, Any]:
     # ELPV cells are grayscale 300x300; like timm's own weights these are 3-channel (gray replicated) and
     # timm folds the first conv to in_chans=1 when asked. 96 px is the training size of the published
     # weights (configs/elpv_hub.yaml: many epochs at 96 px beat fewer at 128 and few at 224). Weights trained on
     # ELPV inherit its licence.
-    # timm's idiom for a tag without weights is a cfg without a weights location: only a tag whose weights are
-    # staged in hub/<variant>.elpv/ (the Hub repo at its hf_hub_id) gets one, so timm.list_pretrained() lists
-    # exactly the published tags and `pretrained=True` on another raises timm's "No pretrained weights exist".
+    # every tag's weights are staged in hub/<variant>.elpv/, the Hub repo at its hf_hub_id. timm's idiom for a
+    # tag without weights is a cfg without a weights location (hf_hub_id None): timm.list_pretrained() then leaves
+    # it out and `pretrained=True` raises timm's "No pretrained weights exist".
     return _cfg(
         head_type=head_type,
         input_size=(3, 96, 96), pool_size=(6, 6),
-        hf_hub_id=f'{HF_HUB_ORG}/{variant}.elpv' if published else None,
+        hf_hub_id=f'{HF_HUB_ORG}/{variant}.elpv',
         label_names=('functional', 'possibly_defective', 'likely_defective', 'defective'),
         # the grades are the share of annotators who judged the cell defective
         label_descriptions={
@@ -507,11 +507,11 @@ def _elpv_cfg(variant: str, head_type: str, published: bool) -> Dict[str, Any]:
 
 
 default_cfgs = generate_default_cfgs({
-    'csba_squeeze.elpv': _elpv_cfg('csba_squeeze', 'csba', published=True),
-    'csba_squeeze_sum.elpv': _elpv_cfg('csba_squeeze_sum', 'sum', published=True),
-    'csba_squeeze_shared.elpv': _elpv_cfg('csba_squeeze_shared', 'shared', published=True),
-    'csba_squeeze_gradnorm.elpv': _elpv_cfg('csba_squeeze_gradnorm', 'gradnorm', published=True),
-    'csba_squeeze_heads.elpv': _elpv_cfg('csba_squeeze_heads', 'heads', published=False),
+    'csba_squeeze.elpv': _elpv_cfg('csba_squeeze', 'csba'),
+    'csba_squeeze_sum.elpv': _elpv_cfg('csba_squeeze_sum', 'sum'),
+    'csba_squeeze_shared.elpv': _elpv_cfg('csba_squeeze_shared', 'shared'),
+    'csba_squeeze_gradnorm.elpv': _elpv_cfg('csba_squeeze_gradnorm', 'gradnorm'),
+    'csba_squeeze_heads.elpv': _elpv_cfg('csba_squeeze_heads', 'heads'),
 })
 
 
