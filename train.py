@@ -167,6 +167,14 @@ if args.momentum != DECLARED['momentum'] and not get_optimizer_info(args.opt).ha
     sys.exit(f'error: the {args.opt} optimizer takes no momentum; drop --momentum or choose one that does (sgd, ...)')
 if args.sched == 'multistep' and not all(a < b for a, b in zip(args.decay_milestones, args.decay_milestones[1:])):
     sys.exit(f'error: --decay-milestones must increase (got {" ".join(map(str, args.decay_milestones))})')
+# a decay at or after the last epoch never happens (epochs count from 0)
+if args.sched == 'step' and args.decay_epochs >= args.epochs:
+    sys.exit(f'error: --decay-epochs {args.decay_epochs:g} is not below --epochs {args.epochs}, so the step schedule '
+             f'would never decay; lower --decay-epochs or train longer')
+late = [m for m in args.decay_milestones if m >= args.epochs] if args.sched == 'multistep' else []
+if late:
+    sys.exit(f'error: --decay-milestones {" ".join(map(str, late))} fall at or after --epochs {args.epochs} and would '
+             f'never decay; pass milestones below it with --decay-milestones or train longer')
 if args.torchcompile_mode and not args.torchcompile:
     sys.exit('error: --torchcompile-mode applies with --torchcompile; add --torchcompile or drop the mode')
 for flag in ('mean', 'std'):

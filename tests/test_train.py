@@ -187,6 +187,8 @@ def test_launcher_that_splits_processes_is_refused(tmp_path):
     (['--augment', '{hflp: 0.5}'], 'unknown augmentation option(s) hflp; the options are rot90 and those of timm'),
     (['--sched', 'step', '--min-lr', '0.1'], 'the step schedule ignores --min-lr; drop it'),
     (['--sched', 'multistep', '--decay-milestones', '5', '3'], '--decay-milestones must increase (got 5 3)'),
+    (['--sched', 'step', '--decay-epochs', '3'], '--decay-epochs 3 is not below --epochs 3, so the step schedule'),
+    (['--sched', 'multistep', '--decay-milestones', '2', '3', '4'], '--decay-milestones 3 4 fall at or after'),
     (['--opt', 'adamw', '--momentum', '0.5'], 'the adamw optimizer takes no momentum; drop --momentum'),
     (['--torchcompile-mode', 'default'], '--torchcompile-mode applies with --torchcompile'),
     (['--in-chans', '1', '--mean', '0.5', '0.5'], '--mean has 2 value(s) for --in-chans 1'),
