@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 import timm_csba  # noqa: F401
 from timm_csba.data import attach_transform, build_dataset, build_transforms, default_num_workers
+from timm_csba.runs import non_negative_int, positive_int
 
 
 def images_per_second(batches, count: int) -> float:
@@ -31,11 +32,11 @@ def images_per_second(batches, count: int) -> float:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--model', default='csba_squeeze', help='timm model name')
-    parser.add_argument('--img-size', type=int, default=300, help='training image size')
-    parser.add_argument('--batch-size', type=int, default=32, help='images per batch')
-    parser.add_argument('--num-workers', type=int, default=default_num_workers(), help='DataLoader workers')
-    parser.add_argument('--batches', type=int, default=8, help='timed batches per measurement')
-    parser.add_argument('--threads', type=int, default=torch.get_num_threads(), help='torch threads for training')
+    parser.add_argument('--img-size', type=positive_int, default=300, help='training image size')
+    parser.add_argument('--batch-size', type=positive_int, default=32, help='images per batch')
+    parser.add_argument('--num-workers', type=non_negative_int, default=default_num_workers(), help='DataLoader workers')
+    parser.add_argument('--batches', type=positive_int, default=8, help='timed batches per measurement')
+    parser.add_argument('--threads', type=positive_int, default=torch.get_num_threads(), help='torch threads for training')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 

@@ -16,15 +16,16 @@ import torch.nn.functional as F
 import timm_csba  # noqa: F401
 from timm_csba.data import attach_transform, build_dataset, build_transforms, class_weights, default_num_workers
 from timm_csba.diagnostics import analyze
+from timm_csba.runs import non_negative_int, positive_int
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--model', default='csba_squeeze', help='timm model name')
-    parser.add_argument('--img-size', type=int, default=224, help='image size')
-    parser.add_argument('--batch-size', type=int, default=32, help='batch size of both')
-    parser.add_argument('--limit', type=int, help='use only this many train images (quick look)')
-    parser.add_argument('--num-workers', type=int, default=default_num_workers(), help='DataLoader workers')
+    parser.add_argument('--img-size', type=positive_int, default=224, help='image size')
+    parser.add_argument('--batch-size', type=positive_int, default=32, help='batch size of both')
+    parser.add_argument('--limit', type=positive_int, help='use only this many train images (quick look)')
+    parser.add_argument('--num-workers', type=non_negative_int, default=default_num_workers(), help='DataLoader workers')
     args = parser.parse_args()
 
     split = build_dataset('elpv')['train']

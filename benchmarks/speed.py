@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 import timm_csba  # noqa: F401
+from timm_csba.runs import non_negative_int, positive_int
 from timm_csba.runtime import hold_freed_memory, native_bf16
 from timm_csba.tensor_input import BatchAugment
 
@@ -116,13 +117,13 @@ def interleaved_medians(fns: dict, warmup: int, rounds: int) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--threads', type=int, default=torch.get_num_threads(), help='torch CPU threads')
-    parser.add_argument('--batch-size', type=int, default=32, help='images per batch')
-    parser.add_argument('--img-size', type=int, default=224, help='square input size')
-    parser.add_argument('--in-chans', type=int, default=1, help='input channels (ELPV cells: 1)')
-    parser.add_argument('--num-classes', type=int, default=4, help='classes (ELPV grades: 4)')
-    parser.add_argument('--warmup', type=int, default=2, help='untimed calls per step before timing')
-    parser.add_argument('--rounds', type=int, default=7, help='timed round-robin rounds (median is reported)')
+    parser.add_argument('--threads', type=positive_int, default=torch.get_num_threads(), help='torch CPU threads')
+    parser.add_argument('--batch-size', type=positive_int, default=32, help='images per batch')
+    parser.add_argument('--img-size', type=positive_int, default=224, help='square input size')
+    parser.add_argument('--in-chans', type=positive_int, default=1, help='input channels (ELPV cells: 1)')
+    parser.add_argument('--num-classes', type=positive_int, default=4, help='classes (ELPV grades: 4)')
+    parser.add_argument('--warmup', type=non_negative_int, default=2, help='untimed calls per step before timing')
+    parser.add_argument('--rounds', type=positive_int, default=7, help='timed round-robin rounds (median is reported)')
     parser.add_argument('--no-compile', action='store_true', help='leave out the torch.compile rows')
     parser.add_argument('--models', nargs='+', default=list(MODELS), help='timm model names')
     args = parser.parse_args()
