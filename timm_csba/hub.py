@@ -38,6 +38,7 @@ from safetensors.torch import load_file, save_file
 from timm.models import get_pretrained_cfg_value, load_model_config_from_hf, parse_model_name
 from timm.models._hub import load_model_config_from_path, save_config_for_hf
 
+from .data import DatasetError, build_run_dataset
 from .files import atomic_dir, file_sha256
 from .model_card import CARD_METRICS, model_card
 from .models.csba_squeeze import HF_HUB_ORG
@@ -169,7 +170,6 @@ def _store_weights_as(path: Path, dtype: torch.dtype) -> None:
 def _check_scores_unchanged(folder: Path, train_args: Dict[str, Any], weights_dtype: str) -> None:
     """Score the staged weights on the run's test split: the card quotes the run's test_metrics.json, so weights
     stored at a lower precision must give the run's confusion matrix exactly."""
-    from .data import DatasetError, build_run_dataset
     from .evaluate import evaluate_split  # here, not at the top: evaluate -> predict -> hub
     try:
         test = build_run_dataset(argparse.Namespace(**train_args))[0]['test']
@@ -178,8 +178,8 @@ def _check_scores_unchanged(folder: Path, train_args: Dict[str, Any], weights_dt
     found = evaluate_split(load_pretrained(f'local-dir:{folder}'), test)['confusion_matrix']
     want = json.loads((folder / 'test_metrics.json').read_text())['confusion_matrix']
     if found != want:
-        raise HubError(f'the weights in {weights_dtype} change the run\'s test predictions (confusion matrix {found}, the run\'s {want}); '
-                       f'export them with --weights-dtype float32.')
+        raise HubError(f'the weights in {weights_dtype} change the run\'s test predictions (confusion matrix '
+                       f'{found}, the run\'s {want}); export them with --weights-dtype float32.')
 
 
 def export_run(run_dir: os.PathLike, to: os.PathLike, seed_runs: Sequence[os.PathLike] = (),
