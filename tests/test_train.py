@@ -164,7 +164,7 @@ def test_launcher_that_splits_processes_is_refused(tmp_path):
 @pytest.mark.parametrize('args, message', [
     (['--model', 'csba_sqeeze'], "unknown model 'csba_sqeeze'; did you mean csba_squeeze"),
     (['--dataset', 'elvp'], "Unknown dataset 'elvp'"),
-    (['--model', 'resnet50t', '--pretrained'], 'No pretrained weights exist for resnet50t'),
+    (['--model', 'resnet50t', '--pretrained', '--reset-classifier'], 'No pretrained weights exist for resnet50t'),
     (['--model', 'resnet18', '--pretrained'], 'have 1000 classes, the dataset has 4. Pass --reset-classifier'),
     (['--model', 'local-dir:no/such/run', '--pretrained'], 'A local-dir: source is a folder with config.json'),
     (['--monitor', 'auc'], "argument --monitor: invalid choice: 'auc'"),
