@@ -9,7 +9,8 @@ import timm
 import torch
 from PIL import Image
 
-from timm_csba.data import _elpv_root, build_transforms
+from timm_csba.data import build_transforms
+from timm_csba.data.builders import _elpv_root
 from timm_csba.hub import save_pretrained
 from timm_csba.predict import main, predict, tta_probabilities
 
