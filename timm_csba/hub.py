@@ -42,6 +42,7 @@ from .data import DatasetError, build_run_dataset
 from .files import atomic_dir, file_sha256
 from .model_card import CARD_METRICS, model_card
 from .models.csba_squeeze import HF_HUB_ORG
+from .runs import study_run_of
 
 __all__ = ['save_pretrained', 'export_run', 'validate_staged', 'registry_repo_id', 'push', 'seed_cache',
            'load_pretrained', 'pretrained_num_classes', 'check_cached_weights', 'HubError']
@@ -226,8 +227,7 @@ def export_run(run_dir: os.PathLike, to: os.PathLike, seed_runs: Sequence[os.Pat
         seeds = _seed_summary(runs, config['label_names'])
         (tmp / 'seeds.json').write_text(json.dumps(seeds, indent=2) + '\n')
         if study is not None:
-            row = _study_summary(Path(study), run.parent.name, run.name.rsplit('.s', 1)[0], args['seed'],
-                                 config['label_names'])
+            row = _study_summary(Path(study), *study_run_of(run), args['seed'], config['label_names'])
             (tmp / 'study.json').write_text(json.dumps(row, indent=2) + '\n')
         (tmp / 'README.md').write_text(model_card(tmp, repo_name=to.name))
         validate_staged(tmp)

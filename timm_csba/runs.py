@@ -15,7 +15,7 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, List, Mapping, Optional, Sequence
+from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import yaml
@@ -200,6 +200,16 @@ def _installed_version(name: str) -> Optional[str]:
         return metadata.version(name)
     except metadata.PackageNotFoundError:  # e.g. timm_csba used from a source tree on PYTHONPATH
         return None
+
+
+def study_run_dir(runs: Path, recipe: str, arm: str, seed: int) -> Path:
+    """Where a study's runner (studies/<study>/run.py) trains one run: <runs>/<recipe>/<arm>.s<seed>."""
+    return runs / recipe / f'{arm}.s{seed}'
+
+
+def study_run_of(run: Path) -> Tuple[str, str]:
+    """(recipe, arm) of a study run folder, the inverse of `study_run_dir` (its seed is in its args.yaml)."""
+    return run.parent.name, run.name.rsplit('.s', 1)[0]
 
 
 def saved_epochs(run: Path) -> List[Path]:

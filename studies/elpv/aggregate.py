@@ -28,7 +28,7 @@ from studies.elpv.run import ARMS, RECIPES, RECORDS  # noqa: E402
 from timm_csba.diagnostics import RunDiagnostics  # noqa: E402
 from timm_csba.diagnostics import spearman  # noqa: E402
 from timm_csba.metrics import load_predictions  # noqa: E402
-from timm_csba.runs import positive_int  # noqa: E402
+from timm_csba.runs import positive_int, study_run_of  # noqa: E402
 from timm_csba.stats import bootstrap_macro_f1_difference, mean_std, paired_seed_test  # noqa: E402
 from timm_csba.stats import format_mean_std as _fmt  # noqa: E402
 
@@ -67,8 +67,9 @@ def run_row(run: Path) -> Dict[str, Any]:
     report = RunDiagnostics.from_json(json.loads((run / 'diagnostics' / 'diagnostics.json').read_text()))
     trained, init = report.diagnostics, report.compare
     names = trained.class_names
+    recipe, arm = study_run_of(run)
     row: Dict[str, Any] = {
-        'recipe': run.parent.name, 'arm': run.name.rsplit('.s', 1)[0], 'architecture': args['model'],
+        'recipe': recipe, 'arm': arm, 'architecture': args['model'],
         'loss': args['loss'], 'seed': args['seed'], 'epochs': len(history), 'best_epoch': test['best_epoch'],
         'train_hours': sum(r.get('epoch_time_s', 0) for r in history) / 3600,
         'accuracy': test['accuracy'], 'balanced_accuracy': test['balanced_accuracy'], 'macro_f1': test['macro_f1'],

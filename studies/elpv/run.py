@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from timm_csba.files import atomic_dir
-from timm_csba.runs import non_negative_int, positive_int, saved_epochs
+from timm_csba.runs import non_negative_int, positive_int, saved_epochs, study_run_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / 'runs' / 'elpv_study'
@@ -57,10 +57,6 @@ RECIPES: Dict[str, tuple] = {
     'smoke': ('configs/smoke.yaml', ['--epochs', '2']),  # the tests' grid: seconds
 }
 SEEDS = (0, 1, 2, 3, 4)
-
-
-def run_dir(runs: Path, recipe: str, arm: str, seed: int) -> Path:
-    return runs / recipe / f'{arm}.s{seed}'
 
 
 def state_of(run: Path) -> str:
@@ -114,7 +110,7 @@ def diagnose_command(run: Path, seed: int, max_batches: int = 0) -> List[str]:
 
 def steps(recipe: str, arm: str, seed: int, runs: Path, threads: int, max_batches: int = 0) -> List[List[str]]:
     """The commands that bring one run to 'done' from where it stands."""
-    run = run_dir(runs, recipe, arm, seed)
+    run = study_run_dir(runs, recipe, arm, seed)
     state = state_of(run)
     if state == 'done':
         return []
@@ -143,7 +139,7 @@ def run_grid(recipe: str, arms: Sequence[str], seeds: Sequence[int], runs: Path 
     jobs = {}
     for seed in seeds:  # seed-major: a grid cut short still has whole seeds of every arm to compare
         for arm in arms:
-            run = run_dir(runs, recipe, arm, seed)
+            run = study_run_dir(runs, recipe, arm, seed)
             jobs[run.name] = (run, steps(recipe, arm, seed, runs, threads, max_batches))
     outcomes = {name: 'done, skipped' for name, (_, commands) in jobs.items() if not commands}
     todo = {name: job for name, job in jobs.items() if job[1]}
