@@ -1,8 +1,10 @@
 """timm_csba.data: real ELPV data from the package, generated data in the Hub/local schemas, and bad input."""
+import argparse
 import hashlib
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -15,8 +17,8 @@ from PIL import Image as PILImage
 import timm_csba  # noqa: F401
 from timm_csba.data import (
     CIFAR10_CLASSES, PV_FAULTS_CLASSES, SAMPLERS, ClassAwareSampler, DatasetError, attach_transform, build_dataset,
-    build_transforms, class_counts, class_weights, find_corrupt_images, imbalance_ratio, long_tail_counts,
-    stratified_split,
+    build_run_dataset, build_transforms, class_counts, class_weights, find_corrupt_images, imbalance_ratio,
+    long_tail_counts, stratified_split,
 )
 
 ELPV_COUNTS = {'functional': 1508, 'possibly_defective': 295, 'likely_defective': 106, 'defective': 715}
@@ -305,6 +307,25 @@ def test_corrupt_image_names_the_file(tmp_path, damage):
     loader = torch.utils.data.DataLoader(attach_transform(split, transform), batch_size=len(split), num_workers=1)
     with pytest.raises(Exception, match=f'Cannot decode image {victim}.*Remove or replace the file'):
         next(iter(loader))
+
+
+def test_run_dataset_decodes_only_the_splits_asked_for(tmp_path):
+    """Rescoring a run's test split (hub export --weights-dtype float16) decodes the test images only: a bad
+    train image does not stop it, a bad test image is still named."""
+    root = _imagefolder(tmp_path / 'imgs', {'a': 10, 'b': 10})
+    args = argparse.Namespace(dataset='imagefolder', data_dir=str(root), hub_id=None, dataset_options={},
+                              split_seed=0, val_fraction=0.2, test_fraction=0.2, limit_train=0, limit_eval=0,
+                              skip_corrupt=False)
+    paths = {name: [v['path'] for v in split.cast_column('image', Image(decode=False))['image']]
+             for name, split in build_run_dataset(args)[0].items()}
+    Path(paths['train'][0]).write_bytes(b'not an image at all')
+    with pytest.raises(DatasetError, match='1 image.s. cannot be decoded'):
+        build_run_dataset(args)
+    test, skipped = build_run_dataset(args, splits=('test',))
+    assert list(test) == ['test'] and len(test['test']) == len(paths['test']) and skipped == 0
+    Path(paths['test'][0]).write_bytes(b'not an image either')
+    with pytest.raises(DatasetError, match=f'1 image.s. cannot be decoded \\({paths["test"][0]}\\)'):
+        build_run_dataset(args, splits=('test',))
 
 
 def test_stats_cli_prints_counts_and_writes_a_chart(tmp_path):

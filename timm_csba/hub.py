@@ -173,7 +173,7 @@ def _check_scores_unchanged(folder: Path, train_args: Dict[str, Any], weights_dt
     stored at a lower precision must give the run's confusion matrix exactly."""
     from .evaluate import evaluate_split  # here, not at the top: evaluate -> predict -> hub
     try:
-        test = build_run_dataset(argparse.Namespace(**train_args))[0]['test']
+        test = build_run_dataset(argparse.Namespace(**train_args), splits=('test',))[0]['test']
     except DatasetError as e:
         raise HubError(f'cannot rebuild the run\'s test split to check the weights ({e}).') from None
     found = evaluate_split(load_pretrained(f'local-dir:{folder}'), test)['confusion_matrix']

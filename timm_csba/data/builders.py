@@ -7,7 +7,7 @@ made here are stratified and seeded (splits.py).
 import inspect
 import pickle
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import datasets
 import numpy as np
@@ -372,13 +372,15 @@ def build_dataset_from_args(args) -> DatasetDict:
                          val_fraction=args.val_fraction, test_fraction=args.test_fraction, **args.dataset_options)
 
 
-def build_run_dataset(args) -> Tuple[DatasetDict, int]:
+def build_run_dataset(args, splits: Sequence[str] = SPLITS) -> Tuple[DatasetDict, int]:
     """The splits a train.py run trains and scores on, from its flags (or its args.yaml); returns (dataset,
     images skipped). `build_dataset_from_args`, cut to --limit-train / --limit-eval, and user images decoded once
-    by `check_images` so that an undecodable file is named now, not mid-epoch."""
+    by `check_images` so that an undecodable file is named now, not mid-epoch. `splits` keeps only those (e.g.
+    the test split to rescore a run), so that the others are not decoded."""
     dataset = build_dataset_from_args(args)
+    dataset = DatasetDict({name: dataset[name] for name in splits})
     for split, limit in (('train', args.limit_train), ('validation', args.limit_eval), ('test', args.limit_eval)):
-        if limit:  # a limit above a small dataset's split size takes the whole split
+        if limit and split in dataset:  # a limit above a small dataset's split size takes the whole split
             dataset[split] = dataset[split].shuffle(seed=args.split_seed).select(range(min(limit, len(dataset[split]))))
     if args.dataset != 'elpv' or args.skip_corrupt:
         return check_images(dataset, skip_corrupt=args.skip_corrupt)
