@@ -395,4 +395,3 @@ def _check_every_class_present(dataset: DatasetDict, name: str) -> None:
             raise DatasetError(
                 f'Dataset {name!r}: class(es) {", ".join(empty)} have no {split} images after splitting '
                 f'({dict(counts)}). Add images of those classes, lower imbalance_ratio, or change the fractions.')
-

@@ -49,4 +49,3 @@ def check_images(dataset: DatasetDict, skip_corrupt: bool = False) -> Tuple[Data
     kept = DatasetDict({name: split.select([i for i in range(len(split)) if i not in errors[name]])
                         if errors[name] else split for name, split in dataset.items()})
     return kept, len(found)
-

@@ -78,4 +78,3 @@ class ClassAwareSampler(torch.utils.data.Sampler):
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         yield from torch.multinomial(self.weights, len(self.weights), replacement=True, generator=generator).tolist()
-

@@ -107,4 +107,3 @@ def attach_transform(split: datasets.Dataset, transform: Callable) -> datasets.D
         }
 
     return raw.with_transform(apply, columns=['image', 'label'])
-
