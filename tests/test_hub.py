@@ -17,12 +17,14 @@ import torch
 import yaml
 from huggingface_hub import ModelCard, hf_hub_download
 from safetensors.torch import load_file
+from sklearn.metrics import confusion_matrix
 
 import timm_csba  # noqa: F401
 from timm_csba import evaluate
 from timm_csba.predict import PredictError, load_model as predict_load_model
 from timm_csba.hub import (HubError, export_run, load_pretrained, main as hub_main, registry_repo_id, seed_cache,
                            validate_staged)
+from timm_csba.metrics import load_predictions
 from timm_csba.models.csba_squeeze import HF_HUB_ORG
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -369,6 +371,13 @@ def test_card_metrics_reproduce_on_the_elpv_test_split(tag, offline, tmp_path, c
     assert metrics['num_samples'] == 525 and (tmp_path / 'confusion_matrix.png').stat().st_size > 0
     assert metrics['accuracy'] == card['accuracy'] and metrics['macro_f1'] == card['f1']
     assert metrics['confusion_matrix'] == json.loads((HUB / tag / 'test_metrics.json').read_text())['confusion_matrix']
+    # image by image: the predictions file scores the same, and equals the study run's own where it is recorded
+    labels, predictions = load_predictions(tmp_path / 'test_predictions.csv')
+    assert confusion_matrix(labels, predictions, labels=range(4)).tolist() == metrics['confusion_matrix']
+    study = json.loads((HUB / tag / 'study.json').read_text())
+    record = ROOT / 'studies' / 'elpv' / 'records' / study['recipe'] / f'{study["arm"]}.s{args["seed"]}'
+    if (record / 'test_predictions.csv').exists():
+        assert (load_predictions(record / 'test_predictions.csv')[1] == predictions).all()
 
 
 @needs_published

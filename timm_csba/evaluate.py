@@ -7,8 +7,9 @@
 MODEL is a timm name with published weights, `hf-hub:ORG/NAME`, `local-dir:FOLDER` or a folder in timm's Hub
 format. The split is rebuilt from the dataset flags train.py takes (the same fixed, seeded split), preprocessed
 with the model's own eval transform, and the result is written as train.py writes it: OUT/<split>_metrics.json
-(accuracy, balanced accuracy, macro-F1, per-class precision/recall/F1, confusion matrix) and
-OUT/confusion_matrix.png, so anyone can check a model card's numbers.
+(accuracy, balanced accuracy, macro-F1, per-class precision/recall/F1, confusion matrix),
+OUT/<split>_predictions.csv (label, prediction and class probabilities per image, in split order) and
+OUT/confusion_matrix.png, so anyone can check a model card's numbers image by image.
 
 Test-time augmentation (--tta) averages the softmax over flips (`flip`: identity and horizontal flip) or the
 eight symmetries of the square (`d4`: four 90-degree rotations, each also flipped), which suits cells that have
@@ -19,7 +20,7 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import datasets
 import torch
@@ -27,26 +28,34 @@ import torch
 from .data import (SPLITS, DatasetError, add_dataset_arguments, attach_transform, build_dataset_from_args,
                    build_transforms)
 from .files import atomic_path, write_json
-from .metrics import classification_metrics, save_confusion_matrix
+from .metrics import classification_metrics, save_confusion_matrix, save_predictions
 from .predict import TTA, PredictError, load_model, tta_probabilities
 from .runs import positive_int
 
-__all__ = ['evaluate_split']
+__all__ = ['evaluate_split', 'split_probabilities']
+
+
+def split_probabilities(model: torch.nn.Module, split: datasets.Dataset, tta: str = 'none', batch_size: int = 64,
+                        device: Optional[torch.device] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(labels [N], class probabilities [N, C]) of `model` on a dataset split (image + label), in split order,
+    preprocessed with the model's eval transform."""
+    device = device or torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    model = model.to(device).eval()
+    loader = torch.utils.data.DataLoader(attach_transform(split, build_transforms(model, is_training=False)),
+                                         batch_size=batch_size)
+    probabilities, labels = [], []
+    with torch.inference_mode():
+        for batch in loader:
+            probabilities.append(tta_probabilities(model, batch['pixel_values'].to(device), tta).float().cpu())
+            labels.append(batch['label'])
+    return torch.cat(labels), torch.cat(probabilities)
 
 
 def evaluate_split(model: torch.nn.Module, split: datasets.Dataset, tta: str = 'none', batch_size: int = 64,
                    device: Optional[torch.device] = None) -> Dict[str, Any]:
     """Metrics of `model` on a dataset split (image + label), preprocessed with the model's eval transform."""
-    device = device or torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    model = model.to(device).eval()
-    loader = torch.utils.data.DataLoader(attach_transform(split, build_transforms(model, is_training=False)),
-                                         batch_size=batch_size)
-    predictions, labels = [], []
-    with torch.inference_mode():
-        for batch in loader:
-            predictions.append(tta_probabilities(model, batch['pixel_values'].to(device), tta).argmax(-1).cpu())
-            labels.append(batch['label'])
-    return classification_metrics(torch.cat(labels), torch.cat(predictions), split.features['label'].names)
+    labels, probabilities = split_probabilities(model, split, tta, batch_size, device)
+    return classification_metrics(labels, probabilities.argmax(-1), split.features['label'].names)
 
 
 def _default_out(model: str, args: argparse.Namespace) -> Path:
@@ -72,7 +81,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         if model.num_classes != len(names):
             raise PredictError(f'{args.model} predicts {model.num_classes} classes, {args.dataset} has {len(names)} '
                                f'({", ".join(names)}); pass the dataset the model was trained on.')
-        metrics = evaluate_split(model, split, tta=args.tta, batch_size=args.batch_size)
+        labels, probabilities = split_probabilities(model, split, tta=args.tta, batch_size=args.batch_size)
+        metrics = classification_metrics(labels, probabilities.argmax(-1), names)
     except (PredictError, DatasetError) as e:
         sys.exit(f'error: {e}')
     metrics.update(split=args.split, model=args.model, dataset=args.dataset, split_seed=args.split_seed,
@@ -80,11 +90,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     out = Path(args.out) if args.out else _default_out(args.model, args)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / f'{args.split}_metrics.json', metrics)
+    # log-probabilities are logits of the same softmax, so the CSV is train.py's test_predictions.csv
+    save_predictions(out / f'{args.split}_predictions.csv', labels, probabilities.log(), names)
     with atomic_path(out / 'confusion_matrix.png') as png:
         save_confusion_matrix(metrics, str(png), title=f'{args.model} on {args.dataset} {args.split}: accuracy '
                               f'{metrics["accuracy"]:.3f}, macro-F1 {metrics["macro_f1"]:.3f}')
     print(json.dumps({k: metrics[k] for k in ('num_samples', 'accuracy', 'balanced_accuracy', 'macro_f1')}))
-    print(f'wrote {out / f"{args.split}_metrics.json"} and {out / "confusion_matrix.png"}')
+    print(f'wrote {out / f"{args.split}_metrics.json"}, {out / f"{args.split}_predictions.csv"} and '
+          f'{out / "confusion_matrix.png"}')
 
 
 if __name__ == '__main__':
