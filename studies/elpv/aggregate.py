@@ -8,8 +8,11 @@ Reads each finished run's args.yaml, test_metrics.json, test_predictions.csv, me
 diagnostics/diagnostics.json (a run without diagnostics is left out and listed), by default from the records the
 runner keeps in git. Runs finished before records were kept survive only as their rows in
 records/<recipe>/rows_without_records.csv: their rows join the table and the tests over seeds, and the bootstrap
-over test images, which needs predictions, resamples the seeds that kept them and names the runs left out. Writes
-results.csv (one row per run), REPORT.md and plots/*.png next to this file.
+over test images, which needs predictions, resamples the seeds that kept them and names the runs left out. The
+seed-0 runs among them whose weights are published were recorded afterwards from their hub/ folder (the run's
+args.yaml, metrics, test metrics, provenance and diagnostics), with test_predictions.csv from `python -m
+timm_csba.evaluate local-dir:hub/<arch>.elpv --split test`, which gives the run's confusion matrix exactly; their
+rows equal the ones kept before. Writes results.csv (one row per run), REPORT.md and plots/*.png next to this file.
 """
 import argparse
 import json
