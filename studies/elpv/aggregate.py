@@ -31,7 +31,7 @@ from studies.elpv.run import ARMS, RECIPES, RECORDS  # noqa: E402
 from timm_csba.diagnostics import RunDiagnostics  # noqa: E402
 from timm_csba.diagnostics import spearman  # noqa: E402
 from timm_csba.metrics import load_predictions  # noqa: E402
-from timm_csba.runs import positive_int, study_run_of  # noqa: E402
+from timm_csba.runs import positive_int, study_run_dir, study_run_of  # noqa: E402
 from timm_csba.stats import bootstrap_macro_f1_difference, mean_std, paired_seed_test  # noqa: E402
 from timm_csba.stats import format_mean_std as _fmt  # noqa: E402
 
@@ -116,7 +116,7 @@ def collect(runs: Path, recipes: Sequence[str]) -> tuple:
                 if row['recipe'] != recipe:
                     raise SystemExit(f'error: {kept} holds a row of recipe {row["recipe"]!r}; move it to '
                                      f'{runs / row["recipe"] / ROWS_WITHOUT_RECORDS}.')
-                if f'{row["arm"]}.s{row["seed"]}' not in names:
+                if study_run_dir(runs, recipe, row['arm'], row['seed']).name not in names:
                     rows.append(row)
     order = {recipe: i for i, recipe in enumerate(recipes)}
     arms = {arm: i for i, arm in enumerate(ARMS)}
@@ -156,8 +156,9 @@ def compare_arms(table: pd.DataFrame, runs: Path, a: str, b: str, recipe: str, r
     result = {'a': a, 'b': b, 'seeds': seeds, 'bootstrap': None, 'without_predictions': [], 'bootstrap_seeds': []}
     for column in ('macro_f1', *(f'f1_{g}' for g in MINORITY), *CONFLICT_TRAINED):
         result[column] = paired_seed_test(values(a, column), values(b, column))
-    files = {(arm, seed): runs / recipe / f'{arm}.s{seed}' / 'test_predictions.csv' for arm in (a, b) for seed in seeds}
-    result['without_predictions'] = [f'{arm}.s{seed}' for (arm, seed), path in files.items() if not path.exists()]
+    files = {(arm, seed): study_run_dir(runs, recipe, arm, seed) / 'test_predictions.csv' for arm in (a, b)
+             for seed in seeds}
+    result['without_predictions'] = [path.parent.name for path in files.values() if not path.exists()]
     # runs finished before records were kept have no predictions: resample over the seeds that both arms kept
     result['bootstrap_seeds'] = [s for s in seeds if files[a, s].exists() and files[b, s].exists()]
     if not result['bootstrap_seeds']:
