@@ -26,6 +26,7 @@ from timm_csba.hub import (HubError, export_run, load_pretrained, main as hub_ma
                            validate_staged)
 from timm_csba.metrics import load_predictions
 from timm_csba.models.csba_squeeze import HF_HUB_ORG
+from timm_csba.runs import study_run_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 HUB = ROOT / 'hub'
@@ -375,7 +376,7 @@ def test_card_metrics_reproduce_on_the_elpv_test_split(tag, offline, tmp_path, c
     labels, predictions = load_predictions(tmp_path / 'test_predictions.csv')
     assert confusion_matrix(labels, predictions, labels=range(4)).tolist() == metrics['confusion_matrix']
     study = json.loads((HUB / tag / 'study.json').read_text())
-    record = ROOT / 'studies' / 'elpv' / 'records' / study['recipe'] / f'{study["arm"]}.s{args["seed"]}'
+    record = study_run_dir(ROOT / 'studies' / 'elpv' / 'records', study['recipe'], study['arm'], args['seed'])
     if (record / 'test_predictions.csv').exists():
         assert (load_predictions(record / 'test_predictions.csv')[1] == predictions).all()
 
