@@ -42,7 +42,7 @@ from .data import DatasetError, build_run_dataset
 from .files import atomic_dir, file_sha256
 from .model_card import CARD_METRICS, model_card
 from .models.csba_squeeze import HF_HUB_ORG
-from .runs import study_run_of
+from .runs import study_run_dir, study_run_of
 
 __all__ = ['save_pretrained', 'export_run', 'validate_staged', 'registry_repo_id', 'push', 'seed_cache',
            'load_pretrained', 'pretrained_num_classes', 'check_cached_weights', 'HubError']
@@ -149,8 +149,8 @@ def _study_summary(results_csv: Path, recipe: str, arm: str, seed: int, label_na
     with results_csv.open(newline='') as f:
         rows = [r for r in csv.DictReader(f) if r.get('recipe') == recipe and r.get('arm') == arm]
     if not any(int(r['seed']) == seed for r in rows):
-        raise HubError(f'{results_csv} has no row for {recipe}/{arm}.s{seed} (recipe {recipe}, arm {arm}, seed '
-                       f'{seed}). Rerun `python studies/elpv/aggregate.py` once the run is diagnosed, or drop --study.')
+        raise HubError(f'{results_csv} has no row for {study_run_dir(Path(), recipe, arm, seed).as_posix()} '
+                       f'(recipe {recipe}, arm {arm}, seed {seed}). Rerun `python studies/elpv/aggregate.py` once the run is diagnosed, or drop --study.')
     keys = ['accuracy', 'balanced_accuracy', 'macro_f1', *(f'f1_{n}' for n in label_names),
             'backbone_cosine_init', 'backbone_cosine_trained']
     missing = [k for k in keys if k not in rows[0]]
@@ -162,9 +162,9 @@ def _study_summary(results_csv: Path, recipe: str, arm: str, seed: int, label_na
             'summary': _spread(rows, keys)}
 
 
-def _store_weights_as(path: Path, dtype: torch.dtype) -> None:
-    tensors = load_file(str(path))
-    save_file({k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}, str(path),
+def _copy_weights_as(source: Path, dest: Path, dtype: torch.dtype) -> None:
+    tensors = load_file(str(source))
+    save_file({k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}, str(dest),
               metadata={'format': 'pt'})
 
 
@@ -215,9 +215,11 @@ def export_run(run_dir: os.PathLike, to: os.PathLike, seed_runs: Sequence[os.Pat
 
     with atomic_dir(to) as tmp:
         for source, name in RUN_FILES.items():
-            shutil.copyfile(run / source, tmp / name)
+            if name == 'model.safetensors' and weights_dtype != 'float32':
+                _copy_weights_as(run / source, tmp / name, WEIGHTS_DTYPES[weights_dtype])
+            else:
+                shutil.copyfile(run / source, tmp / name)
         if weights_dtype != 'float32':
-            _store_weights_as(tmp / 'model.safetensors', WEIGHTS_DTYPES[weights_dtype])
             _check_scores_unchanged(tmp, args, weights_dtype)
         (tmp / 'diagnostics').mkdir()
         for path in sorted(diagnostics.iterdir()):
