@@ -45,7 +45,7 @@ LEVERS = {
     'img_80': ['--img-size', '80'],  # with epochs_180: the compute of 96 px / 150 epochs (fixed costs ~11 s an epoch)
     'epochs_120': ['--epochs', '120'],
     'epochs_180': ['--epochs', '180'],
-    'epochs_300': ['--epochs', '300'],  # hub96 still underfits at 150 (train loss falling, every regulariser lost)
+    'epochs_300': ['--epochs', '300'],  # is hub96 short of fit at 150? it fits further, validation stays flat
     'no_dropout': ['--drop-rate', '0'],
     'batch_16': ['--batch-size', '16', '--lr', '0.0014'],
     'inverse_weights': ['--class-weights', 'inverse'],
