@@ -150,7 +150,8 @@ def _study_summary(results_csv: Path, recipe: str, arm: str, seed: int, label_na
         rows = [r for r in csv.DictReader(f) if r.get('recipe') == recipe and r.get('arm') == arm]
     if not any(int(r['seed']) == seed for r in rows):
         raise HubError(f'{results_csv} has no row for {study_run_dir(Path(), recipe, arm, seed).as_posix()} '
-                       f'(recipe {recipe}, arm {arm}, seed {seed}). Rerun `python studies/elpv/aggregate.py` once the run is diagnosed, or drop --study.')
+                       f'(recipe {recipe}, arm {arm}, seed {seed}). Rerun `python studies/elpv/aggregate.py` once '
+                       f'the run is diagnosed, or drop --study.')
     keys = ['accuracy', 'balanced_accuracy', 'macro_f1', *(f'f1_{n}' for n in label_names),
             'backbone_cosine_init', 'backbone_cosine_trained']
     missing = [k for k in keys if k not in rows[0]]
