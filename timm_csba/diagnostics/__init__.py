@@ -10,14 +10,14 @@
 `python -m timm_csba.diagnose` runs them on a trained model folder.
 """
 from .analysis import analyze
-from .branches import AttentionOverlap, attention_gates, attention_overlap, branch_gradient_shares, \
-    branch_parameter_sets
-from .conflict import ConflictSummary, angle_matrix, class_mean_features, conflict_matrices, conflict_summary, \
-    spearman
+from .branches import (AttentionOverlap, attention_gates, attention_overlap, branch_gradient_shares,
+                       branch_parameter_sets)
+from .conflict import (ConflictSummary, angle_matrix, class_mean_features, conflict_matrices, conflict_summary,
+                       spearman)
 from .gradients import class_batches, per_class_gradients, select_parameters
 from .plots import plot_comparison, plot_matrix
-from .results import BranchGradients, Diagnostics, F1Correlation, LossGap, ParameterSetConflict, RunDiagnostics, \
-    to_jsonable
+from .results import (BranchGradients, Diagnostics, F1Correlation, LossGap, ParameterSetConflict, RunDiagnostics,
+                      to_jsonable)
 
 __all__ = [
     'select_parameters', 'class_batches', 'per_class_gradients', 'conflict_matrices', 'conflict_summary',
