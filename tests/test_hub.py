@@ -22,8 +22,8 @@ from sklearn.metrics import confusion_matrix
 import timm_csba  # noqa: F401
 from timm_csba import evaluate
 from timm_csba.predict import PredictError, load_model as predict_load_model
-from timm_csba.hub import (HubError, export_run, load_pretrained, main as hub_main, registry_repo_id, seed_cache,
-                           validate_staged)
+from timm_csba.hub import HubError, export_run, load_pretrained, registry_repo_id, seed_cache, validate_staged
+from timm_csba.hub.__main__ import main as hub_main
 from timm_csba.metrics import load_predictions
 from timm_csba.models.csba_squeeze import HF_HUB_ORG
 from timm_csba.runs import study_run_dir

@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT))
 from studies.elpv import aggregate as study_aggregate  # noqa: E402
 from studies.elpv import run as study_run  # noqa: E402
 from timm_csba.hub import HubError, export_run  # noqa: E402
-from timm_csba.hub import main as hub_main  # noqa: E402
+from timm_csba.hub.__main__ import main as hub_main  # noqa: E402
 from timm_csba.metrics import load_predictions  # noqa: E402
 from timm_csba.stats import (bootstrap_macro_f1_difference, format_mean_std, macro_f1, mean_std,  # noqa: E402
                              paired_seed_test)
