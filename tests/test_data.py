@@ -2,8 +2,6 @@
 import argparse
 import hashlib
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 
 import datasets
@@ -20,6 +18,7 @@ from timm_csba.data import (
     build_run_dataset, build_transforms, class_counts, class_weights, find_corrupt_images, imbalance_ratio,
     long_tail_counts, stratified_split,
 )
+from timm_csba.data.__main__ import main as data_main
 
 ELPV_COUNTS = {'functional': 1508, 'possibly_defective': 295, 'likely_defective': 106, 'defective': 715}
 
@@ -328,14 +327,16 @@ def test_run_dataset_decodes_only_the_splits_asked_for(tmp_path):
         build_run_dataset(args, splits=('test',))
 
 
-def test_stats_cli_prints_counts_and_writes_a_chart(tmp_path):
+def test_stats_cli_prints_counts_and_writes_a_chart(tmp_path, capsys):
+    # in this process (no interpreter start-up); an exception other than SystemExit would be a stack trace
     out = tmp_path / 'elpv.png'
-    result = subprocess.run([sys.executable, '-m', 'timm_csba.data', 'stats', 'elpv', '--out', str(out)],
-                            capture_output=True, text=True, check=True)
-    assert 'likely_defective' in result.stdout and 'imbalance ratio (train, max/min): 14.26' in result.stdout
+    data_main(['stats', 'elpv', '--out', str(out)])
+    printed = capsys.readouterr().out
+    assert 'likely_defective' in printed and 'imbalance ratio (train, max/min): 14.26' in printed
     assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
-    bad = subprocess.run([sys.executable, '-m', 'timm_csba.data', 'stats', 'pv_faults'], capture_output=True, text=True)
-    assert bad.returncode == 2 and 'kaggle' in bad.stderr and 'Traceback' not in bad.stderr
+    with pytest.raises(SystemExit) as bad:
+        data_main(['stats', 'pv_faults'])
+    assert bad.value.code == 2 and 'kaggle' in capsys.readouterr().err
 
 
 @pytest.mark.parametrize('sampler, expected_share', [
