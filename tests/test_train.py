@@ -216,7 +216,7 @@ def test_fine_tune_from_a_run_folder_loads_its_weights(smoke_run, tmp_path, caps
     assert convs and all(torch.equal(before[k], after[k]) for k in convs)
 
 
-def test_small_folder_with_a_truncated_image(tmp_path):
+def test_small_folder_with_a_truncated_image(tmp_path, capsys):
     """The smoke preset (64 train / 40 eval images) on a folder of 24 images, one of them truncated: one line that
     names the file before training; --skip-corrupt trains without it, the limits taking whole splits."""
     from PIL import Image
@@ -229,9 +229,8 @@ def test_small_folder_with_a_truncated_image(tmp_path):
     victim.write_bytes(victim.read_bytes()[:60])
     common = ['--dataset', 'imagefolder', '--data-dir', str(tmp_path / 'cells'), '--epochs', '1',
               '--val-fraction', '0.25', '--test-fraction', '0.25']
-    result = _train('--output-dir', str(tmp_path / 'r'), *common, check=False)
-    assert result.returncode != 0 and 'Traceback' not in result.stderr
-    assert f'1 image(s) cannot be decoded ({victim})' in result.stderr and '--skip-corrupt' in result.stderr
+    code, stderr = _train_here(capsys, '--output-dir', str(tmp_path / 'r'), *common)  # stops before training
+    assert code != 0 and f'1 image(s) cannot be decoded ({victim})' in stderr and '--skip-corrupt' in stderr
     result = _train('--output-dir', str(tmp_path / 'r'), *common, '--skip-corrupt')
     assert 'skipped 1 image(s)' in result.stdout
     test = json.loads((tmp_path / 'r' / 'test_metrics.json').read_text())
@@ -367,11 +366,11 @@ def test_recorded_command_names_the_launcher_that_ran(environ, processes, device
     assert launch_command(processes, device, environ) == command
 
 
-def test_existing_run_is_not_overwritten_and_resume_checks_identity(smoke_run):
-    result = _train('--output-dir', str(smoke_run), check=False)
-    assert result.returncode != 0 and 'holds another run' in result.stderr
-    result = _train('--resume', str(smoke_run), '--model', 'csba_squeeze_sum', check=False)
-    assert result.returncode != 0 and "different model ('csba_squeeze' there, 'csba_squeeze_sum' here)" in result.stderr
+def test_existing_run_is_not_overwritten_and_resume_checks_identity(smoke_run, capsys):
+    code, stderr = _train_here(capsys, '--output-dir', str(smoke_run))
+    assert code != 0 and 'holds another run' in stderr
+    code, stderr = _train_here(capsys, '--resume', str(smoke_run), '--model', 'csba_squeeze_sum')
+    assert code != 0 and "different model ('csba_squeeze' there, 'csba_squeeze_sum' here)" in stderr
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
