@@ -16,7 +16,7 @@ import numpy as np
 from scipy import stats
 
 __all__ = ['SeedComparison', 'BootstrapInterval', 'paired_seed_test', 'bootstrap_macro_f1_difference', 'macro_f1',
-           'mean_std', 'format_mean_std']
+           'per_class_f1', 'mean_std', 'format_mean_std']
 
 
 @dataclass
@@ -61,9 +61,9 @@ def paired_seed_test(a: Sequence[float], b: Sequence[float]) -> SeedComparison:
     return SeedComparison(n, float(diff.mean()), float(diff.std(ddof=1)), float(wilcoxon), float(ttest))
 
 
-def macro_f1(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
-    """Macro-F1 along the last axis, vectorised over leading axes (resamples, seeds); an absent class scores 0,
-    as scikit-learn's f1_score(average='macro', zero_division=0) with every class listed."""
+def per_class_f1(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    """F1 of each class, [..., num_classes], vectorised over the leading axes of `predictions` (resamples, seeds);
+    a class neither present nor predicted scores 0, as scikit-learn's f1_score(zero_division=0)."""
     f1 = []
     for c in range(num_classes):
         tp = np.sum((predictions == c) & (labels == c), axis=-1)
@@ -71,7 +71,13 @@ def macro_f1(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> n
         fn = np.sum((predictions != c) & (labels == c), axis=-1)
         denominator = 2 * tp + fp + fn
         f1.append(np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0))
-    return np.mean(f1, axis=0)
+    return np.stack(f1, axis=-1)
+
+
+def macro_f1(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    """Macro-F1 along the last axis, vectorised over leading axes (resamples, seeds); an absent class scores 0,
+    as scikit-learn's f1_score(average='macro', zero_division=0) with every class listed."""
+    return per_class_f1(labels, predictions, num_classes).mean(axis=-1)
 
 
 def bootstrap_macro_f1_difference(
