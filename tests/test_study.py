@@ -16,6 +16,9 @@ from sklearn.metrics import f1_score
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from studies.elpv import aggregate as study_aggregate  # noqa: E402
+from studies.elpv import comparisons as study_comparisons  # noqa: E402
+from studies.elpv import report as study_report  # noqa: E402
+from studies.elpv import rows as study_rows  # noqa: E402
 from studies.elpv import run as study_run  # noqa: E402
 from timm_csba.hub import HubError, export_run  # noqa: E402
 from timm_csba.hub.__main__ import main as hub_main  # noqa: E402
@@ -120,18 +123,18 @@ def test_records_aggregate_like_the_runs_and_rows_without_records_join_them(grid
     kept = from_records[(from_records.arm == 'sum') & (from_records.seed == 1)]
     shutil.rmtree(records / 'smoke' / 'sum.s1')
     stale = from_records[(from_records.arm == 'csba') & (from_records.seed == 0)].assign(macro_f1=-1.0)
-    pd.concat([kept, stale]).to_csv(records / 'smoke' / study_aggregate.ROWS_WITHOUT_RECORDS, index=False)
+    pd.concat([kept, stale]).to_csv(records / 'smoke' / study_rows.ROWS_WITHOUT_RECORDS, index=False)
     table = study_aggregate.aggregate(records, ['smoke'], tmp_path / 'joined', resamples=20)
     pd.testing.assert_frame_equal(table, from_records)  # sum.s1 from its row; csba.s0's record beats its stale row
     report = (tmp_path / 'joined' / 'REPORT.md').read_text()
     assert '| csba vs sum | 2 |' in report and '] (seed 0) |' in report
     assert 'over test images (seed 0 only; no test predictions of sum.s1) ' in report
-    seed_0 = study_aggregate.compare_arms(table, records, 'csba', 'sum', 'smoke', resamples=20)['bootstrap']
+    seed_0 = study_comparisons.compare_arms(table, records, 'csba', 'sum', 'smoke', resamples=20)['bootstrap']
     labels, csba = load_predictions(records / 'smoke' / 'csba.s0' / 'test_predictions.csv')
     _, sum_ = load_predictions(records / 'smoke' / 'sum.s0' / 'test_predictions.csv')
     assert seed_0.estimate == pytest.approx(macro_f1(labels, csba, 4) - macro_f1(labels, sum_, 4))
 
-    other = records / 'smoke' / study_aggregate.ROWS_WITHOUT_RECORDS  # a row filed under the wrong recipe
+    other = records / 'smoke' / study_rows.ROWS_WITHOUT_RECORDS  # a row filed under the wrong recipe
     kept.assign(recipe='hub96').to_csv(other, index=False)
     with pytest.raises(SystemExit, match="holds a row of recipe 'hub96'; move it to .*hub96/rows_without_records"):
         study_aggregate.aggregate(records, ['smoke'], tmp_path / 'wrong', resamples=20)
@@ -227,15 +230,15 @@ def test_conflict_vs_f1_pools_grades_and_runs():
     rows = []
     for seed, shift in enumerate((0.0, 0.05)):  # more conflict (a more negative cosine), lower F1
         row = {'recipe': 'x', 'arm': 'csba', 'seed': seed}
-        for i, grade in enumerate(study_aggregate.GRADES):
+        for i, grade in enumerate(study_rows.GRADES):
             row[f'conflict_{grade}_trained'] = -0.4 + 0.1 * i + shift
             row[f'f1_{grade}'] = 0.2 + 0.2 * i + 2 * shift
         rows.append(row)
-    result = study_aggregate.conflict_vs_f1(pd.DataFrame(rows))
+    result = study_comparisons.conflict_vs_f1(pd.DataFrame(rows))
     assert result['n'] == 8 and result['rho'] == pytest.approx(1.0)
     # swap the F1 of the 2nd and 3rd most conflicted grades: d = 1 twice, rho = 1 - 6 * 2 / (8 * (64 - 1))
     rows[1]['f1_functional'], rows[0]['f1_possibly_defective'] = 0.4, 0.3
-    assert study_aggregate.conflict_vs_f1(pd.DataFrame(rows))['rho'] == pytest.approx(1 - 12 / 504)
+    assert study_comparisons.conflict_vs_f1(pd.DataFrame(rows))['rho'] == pytest.approx(1 - 12 / 504)
 
 
 def test_conflict_vs_f1_within_grade_removes_the_grades_own_differences():
@@ -245,14 +248,14 @@ def test_conflict_vs_f1_within_grade_removes_the_grades_own_differences():
     rows = []
     for seed, shift in enumerate((-1 / 16, 1 / 16)):
         row = {'recipe': 'x', 'arm': 'csba', 'seed': seed}
-        for i, grade in enumerate(study_aggregate.GRADES):
+        for i, grade in enumerate(study_rows.GRADES):
             row[f'conflict_{grade}_trained'] = -0.25 * i + shift
             row[f'f1_{grade}'] = 0.25 * i + shift / 4
         rows.append(row)
     table = pd.DataFrame(rows)
     # pooled, by rank: grade 3's runs hold conflict ranks 1, 2 and F1 ranks 7, 8, ... so d = -6, -6, -2, -2, 2, 2, 6, 6
-    assert study_aggregate.conflict_vs_f1(table)['rho'] == pytest.approx(1 - 6 * 160 / (8 * 63))
-    within = study_aggregate.conflict_vs_f1(table, within_grade=True)
+    assert study_comparisons.conflict_vs_f1(table)['rho'] == pytest.approx(1 - 6 * 160 / (8 * 63))
+    within = study_comparisons.conflict_vs_f1(table, within_grade=True)
     # centred: (-1/16, -1/64) and (+1/16, +1/64) for each of the 4 grades, two tied groups of 4: rho = 1
     assert within['n'] == 8 and within['rho'] == pytest.approx(1.0)
 
@@ -272,14 +275,14 @@ def _comparison(a, b, macro=0.0, p=0.5, interval=None, f1_likely=0.0, p_likely=0
 
 def _grades_table():
     row = {'recipe': 'x', 'arm': 'csba', 'seed': 0}
-    for i, grade in enumerate(study_aggregate.GRADES):  # functional: the most conflicted grade and the best F1
+    for i, grade in enumerate(study_rows.GRADES):  # functional: the most conflicted grade and the best F1
         row[f'conflict_{grade}_trained'], row[f'f1_{grade}'] = -0.4 + 0.1 * i, 0.9 - 0.2 * i
     return pd.DataFrame([row])
 
 
 def _answers(comparisons, within_rho=0.1, within_p=0.6):
-    lines = study_aggregate.conclusion(_grades_table(), comparisons, {'rho': -0.7, 'p_value': 0.001, 'n': 40},
-                                       {'rho': within_rho, 'p_value': within_p, 'n': 40})
+    lines = study_report.conclusion(_grades_table(), comparisons, {'rho': -0.7, 'p_value': 0.001, 'n': 40},
+                                    {'rho': within_rho, 'p_value': within_p, 'n': 40})
     return {line.split('**')[1]: line.split('**')[2] for line in lines}
 
 
@@ -313,5 +316,5 @@ def test_the_conclusion_answers_each_question_from_the_shown_differences():
     assert 'no test predictions of sum.s0' in answers['Does CSBA beat the summed baseline on the minority grades?']
     assert answers['Does the shared-gate control explain the difference?'].startswith(' There is no shown difference')
     assert _answers([csba_sum])['Does the shared-gate control explain the difference?'].startswith(' Not measured')
-    assert study_aggregate.conclusion(_grades_table(), [], {}, {}) == [
+    assert study_report.conclusion(_grades_table(), [], {}, {}) == [
         '- Nothing to conclude yet: csba and sum need at least two seeds in common.']
