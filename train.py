@@ -533,4 +533,5 @@ if accelerator.is_main_process:
         save_confusion_matrix(test, str(png), title=f'{args.model} on {args.dataset} test: accuracy '
                               f'{test["accuracy"]:.3f}, macro-F1 {test["macro_f1"]:.3f}')
 accelerator.print(json.dumps({k: test[k] for k in ('accuracy', 'balanced_accuracy', 'macro_f1')}))
+accelerator.wait_for_everyone()  # every rank tears the process group down together, none while rank 0 writes
 accelerator.end_training()
