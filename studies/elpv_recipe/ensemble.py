@@ -21,6 +21,10 @@ from scipy.special import softmax
 
 from timm_csba.stats import per_class_f1
 
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+from studies.elpv_recipe.predictions import parse_runs  # noqa: E402
+
 
 def last_epoch_probabilities(runs: Sequence[Path]) -> Tuple[np.ndarray, np.ndarray]:
     """[runs, cells, classes] softmax probabilities of each run's last epoch, and the validation labels, which
@@ -59,14 +63,9 @@ def ensemble_scores(probabilities: np.ndarray, labels: np.ndarray, limit: int = 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('runs', nargs='+', type=Path, help='run folders holding val_predictions.npz')
     parser.add_argument('--subsets', type=int, default=200, help='most subsets averaged per ensemble size')
     parser.add_argument('--seed', type=int, default=0, help='seed of the drawn subsets')
-    args = parser.parse_args(argv)
-    missing = [str(run) for run in args.runs if not (run / 'val_predictions.npz').exists()]
-    if missing:
-        sys.exit(f'error: no val_predictions.npz in {", ".join(missing)}; runs trained before train.py wrote it '
-                 f'lack it: train them again with the current train.py.')
+    args = parse_runs(parser, argv)
     probabilities, labels = last_epoch_probabilities(args.runs)
     print('| runs averaged | subsets | val macro-F1 | val acc | val F1 per grade |')
     print('|---|---|---|---|---|')

@@ -23,6 +23,10 @@ from scipy.special import log_softmax
 
 from timm_csba.stats import macro_f1
 
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+from studies.elpv_recipe.predictions import parse_runs  # noqa: E402
+
 # rule -> how many consecutive epochs its score averages; the score is macro-F1, for 'min_loss' the negated
 # cross-entropy ('last' chooses nothing)
 WINDOWS = {'best': 1, 'trailing_5': 5, 'trailing_10': 10, 'min_loss': 1}
@@ -76,14 +80,9 @@ def judge(data: Mapping[str, np.ndarray], splits: int = 200, seed: int = 0) -> D
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('runs', nargs='+', type=Path, help='run folders holding val_predictions.npz')
     parser.add_argument('--splits', type=int, default=200, help='random half splits of the validation cells')
     parser.add_argument('--seed', type=int, default=0, help='seed of the splits')
-    args = parser.parse_args(argv)
-    missing = [str(run) for run in args.runs if not (run / 'val_predictions.npz').exists()]
-    if missing:
-        sys.exit(f'error: no val_predictions.npz in {", ".join(missing)}; runs trained before train.py wrote it '
-                 f'lack it: train them again with the current train.py.')
+    args = parse_runs(parser, argv)
     print('| run | epochs | best epoch, scored on all cells (optimistic) | ' +
           ' | '.join(f'{rule}: unseen half' for rule in RULES) + ' |')
     print('|---|---|---|' + '---|' * len(RULES))
