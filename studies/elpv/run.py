@@ -53,10 +53,6 @@ ARMS: Dict[str, List[str]] = {
 # lower in validation macro-F1 (studies/elpv_recipe/REPORT.md).
 RECIPES: Dict[str, tuple] = {
     'hub96': ('configs/elpv_hub.yaml', ['--img-size', '96', '--epochs', '150']),
-    # the candidate successor: the same 150 epochs at 160 px, in bf16 to afford them (about 80 min a run at one
-    # thread on an avx512_bf16 CPU, against 3.3 hours in fp32); it beat hub96 on validation at seeds 0 and 1
-    # (studies/elpv_recipe/REPORT.md)
-    'hub160': ('configs/elpv_hub.yaml', ['--img-size', '160', '--epochs', '150', '--mixed-precision', 'bf16']),
     'hub': ('configs/elpv_hub.yaml', ['--img-size', '128', '--epochs', '90']),
     'smoke': ('configs/smoke.yaml', ['--epochs', '2']),  # the tests' grid: seconds
 }
