@@ -37,6 +37,7 @@ from timm_csba.calibration import cross_fitted_predictions, fit_logit_offsets, f
 from timm_csba.data import (SAMPLERS, ClassAwareSampler, DatasetError, add_dataset_arguments, attach_transform,
                             build_run_dataset, build_transforms, class_counts, default_num_workers)
 from timm_csba.diagnostics import analyze
+from timm_csba.distill import DistillError, distill_targets, load_teacher
 from timm_csba.files import atomic_path, write_json, write_text
 from timm_csba.hub import load_pretrained, pretrained_num_classes, save_pretrained
 from timm_csba.losses import LOSSES, SOFT_TARGET_LOSSES, create_loss_from_config
@@ -70,6 +71,10 @@ g.add_argument('--cutmix', type=non_negative_float, default=0.0, help='cutmix al
 g.add_argument('--mixup-prob', type=probability, default=1.0, help='probability that a batch is mixed')
 g.add_argument('--mixup-switch-prob', type=probability, default=0.5,
                help='probability of cutmix rather than mixup when both are on')
+g.add_argument('--distill', metavar='FILE', help='also learn from a teacher ensemble: its class probabilities of '
+               'each train image, an .npz of python -m timm_csba.distill')
+g.add_argument('--distill-weight', type=probability, default=0.5,
+               help='the teacher\'s share of each soft target (with --distill): (1 - w) one-hot + w teacher')
 g.add_argument('--input-pipeline', default='auto', choices=('auto', 'tensor', 'pil'),
                help='tensor: images decoded once into a uint8 cache and augmented as batches where the model runs '
                     '(no DataLoader worker); pil: timm transforms per image in DataLoader workers; auto: tensor for '
@@ -327,6 +332,22 @@ if args.mixup or args.cutmix:
                   switch_prob=args.mixup_switch_prob, label_smoothing=0.0, num_classes=len(label_names))
 elif args.mixup_prob != 1.0 or args.mixup_switch_prob != 0.5:
     sys.exit('error: --mixup-prob and --mixup-switch-prob apply with --mixup or --cutmix; drop them or set one.')
+teacher = None
+if args.distill:
+    if mixup is not None:
+        sys.exit('error: --distill and --mixup/--cutmix each make the soft targets; use one of them.')
+    if args.loss not in SOFT_TARGET_LOSSES:
+        sys.exit(f'error: --distill makes soft targets, which the {args.loss} loss does not take; use --loss '
+                 f'{" or ".join(SOFT_TARGET_LOSSES)}.')
+    if pipeline != 'tensor':  # the pil pipeline's batches do not say which images they hold
+        sys.exit('error: --distill looks up each image\'s teacher probabilities by index, which only the tensor '
+                 'input pipeline (ELPV) gives; use --input-pipeline tensor.')
+    try:
+        teacher = load_teacher(args.distill, dataset['train']['label'], len(label_names)).to(accelerator.device)
+    except DistillError as e:
+        sys.exit(f'error: {e}')
+elif args.distill_weight != 0.5:
+    sys.exit('error: --distill-weight applies with --distill; drop it or pass a teacher file.')
 if args.sam_rho and args.grad_accum_steps > 1:
     sys.exit('error: --sam-rho needs the whole gradient of an update before its second pass; drop '
              '--grad-accum-steps or use a larger --batch-size.')
@@ -439,6 +460,8 @@ for epoch in range(state.epoch + 1, args.epochs + 1):
             x, target = model_inputs(batch['pixel_values'], training=True), batch['label']
             if mixup is not None and len(target) % 2 == 0:  # timm's Mixup pairs images: an odd last batch stays as is
                 x, target = mixup(x, target)
+            if teacher is not None:
+                target = distill_targets(target, teacher[batch['index']], args.distill_weight)
             loss = criterion(model(x), target)
             stop_unless_finite(loss, epoch, step)
             accelerator.backward(loss)

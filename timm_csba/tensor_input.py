@@ -76,12 +76,13 @@ class PixelDataset(torch.utils.data.Dataset):
         return len(self.labels)
 
     def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
-        return {'pixel_values': self.pixels[index], 'label': self.labels[index]}
+        # the index, so that a batch can carry per-image targets (train.py --distill)
+        return {'pixel_values': self.pixels[index], 'label': self.labels[index], 'index': torch.as_tensor(index)}
 
     def __getitems__(self, indices: Sequence[int]) -> list:
         # DataLoader's batched fetch: one gather instead of len(indices) item lookups
         index = torch.as_tensor(indices)
-        return [{'pixel_values': self.pixels[index], 'label': self.labels[index]}]
+        return [{'pixel_values': self.pixels[index], 'label': self.labels[index], 'index': index}]
 
 
 def collate_pixels(items: list) -> Dict[str, torch.Tensor]:

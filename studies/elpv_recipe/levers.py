@@ -64,6 +64,11 @@ LEVERS = {
     # the fast path where the CPU runs bf16 natively (avx512_bf16, AMX): about a third of fp32's epoch; does
     # the recipe learn the same in it? (the hub recipe trains fp32 so that every machine gets the same numbers)
     'bf16': ['--mixed-precision', 'bf16'],
+    # distillation from a seed ensemble (the bf16 runs of 96 and 160 px, seeds 0-2), made first with
+    # python -m timm_csba.distill runs/elpv_levers/hub+img_{96,160}+epochs_150+seed_{0,1,2}+bf16/best \
+    #     --out runs/teachers/elpv_six.npz
+    # (their validation-fitted logit offsets taken out): does one model learn what six do together?
+    'distill': ['--distill', 'runs/teachers/elpv_six.npz', '--distill-weight', '0.5'],
 }
 # a final phase: the run named before it, fine-tuned from its best checkpoint at a larger size with a short
 # cosine from a tenth of the peak learning rate (the cells' thin cracks are a few pixels wide at 300 px)
