@@ -192,6 +192,11 @@ def test_launcher_that_splits_processes_is_refused(tmp_path):
     (['--opt', 'adamw', '--momentum', '0.5'], 'the adamw optimizer takes no momentum; drop --momentum'),
     (['--torchcompile-mode', 'default'], '--torchcompile-mode applies with --torchcompile'),
     (['--in-chans', '1', '--mean', '0.5', '0.5'], '--mean has 2 value(s) for --in-chans 1'),
+    (['--distill', 'no/such.npz'], '--distill no/such.npz: not a teacher file of python -m timm_csba.distill'),
+    (['--distill-weight', '0.3'], '--distill-weight applies with --distill'),
+    (['--distill', 't.npz', '--mixup', '0.2'], '--distill and --mixup/--cutmix each make the soft targets'),
+    (['--distill', 't.npz', '--loss', 'focal'], 'the focal loss does not take; use --loss ce or ordinal'),
+    (['--distill', 't.npz', '--input-pipeline', 'pil'], 'which only the tensor input pipeline (ELPV) gives'),
 ])
 def test_bad_input_gets_one_clear_error(tmp_path, capsys, args, message):
     code, stderr = _train_here(capsys, '--output-dir', str(tmp_path / 'r'), *args)
