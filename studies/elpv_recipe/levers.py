@@ -60,6 +60,8 @@ LEVERS = {
     'seed_1': ['--seed', '1'],  # the same recipe at another training seed: how much of a difference is noise
     'seed_0': ['--seed', '0'],  # with seed_1: the training seeds of the published weights' runs, paired with them
     'seed_2': ['--seed', '2'],  # the third of them: a lever that wins at seeds 0 and 1 must hold here too
+    'seed_3': ['--seed', '3'],  # seeds no teacher of the 'distill' lever was trained at
+    'seed_4': ['--seed', '4'],
     'sum': ['--model', 'csba_squeeze_sum'],
     # the fast path where the CPU runs bf16 natively (avx512_bf16, AMX): about a third of fp32's epoch; does
     # the recipe learn the same in it? (the hub recipe trains fp32 so that every machine gets the same numbers)
