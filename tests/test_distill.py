@@ -23,11 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SMOKE = str(ROOT / 'configs' / 'smoke.yaml')
 
 
-def _smoke_train_split():
-    args = argparse.Namespace(**yaml.safe_load(Path(SMOKE).read_text()))
-    for key, value in {'data_dir': None, 'hub_id': None, 'dataset_options': {}, 'split_seed': 0, 'val_fraction': 0.1,
-                       'test_fraction': 0.2, 'skip_corrupt': False}.items():
-        setattr(args, key, getattr(args, key, value))
+def _train_split(run: Path):
+    """The train split of a train.py run, rebuilt from its args.yaml (as hub export rebuilds a run's test split)."""
+    args = argparse.Namespace(**yaml.safe_load((run / 'args.yaml').read_text()))
     return build_run_dataset(args, splits=('train',))[0]['train']
 
 
@@ -51,7 +49,7 @@ def test_teacher_file_is_the_mean_of_its_models_without_their_offsets(smoke_run,
     distill_main([str(smoke_run / 'best'), f'local-dir:{shifted}', '--limit-train', '64', '--out', str(out)])
     assert 'wrote' in capsys.readouterr().out and not list(tmp_path.glob('.teacher*'))
 
-    split = _smoke_train_split()
+    split = _train_split(smoke_run)
     labels, probabilities = split_probabilities(load_model(str(smoke_run / 'best')), split)
     teacher = load_teacher(str(out), split['label'], 4)
     assert teacher.shape == (64, 4) and torch.allclose(teacher, probabilities, atol=1e-5)
@@ -81,10 +79,10 @@ def test_distill_targets_mix_label_and_teacher():
     assert torch.equal(distill_targets(torch.tensor([3, 0]), teacher, 0.0), torch.eye(4)[[3, 0]])
 
 
-def test_train_learns_what_the_teacher_says_at_weight_one(tmp_path):
+def test_train_learns_what_the_teacher_says_at_weight_one(smoke_run, tmp_path):
     """A teacher that calls every train cell 'likely_defective', a grade the smoke run's labels rarely have: at
     --distill-weight 1 the labels count for nothing, so the trained model calls every test cell that."""
-    labels = _smoke_train_split()['label']
+    labels = _train_split(smoke_run)['label']  # the smoke preset's train split, which this run trains on
     teacher = tmp_path / 'teacher.npz'
     np.savez(teacher, probabilities=np.eye(4, dtype=np.float32)[[2] * len(labels)], labels=np.array(labels))
     run = tmp_path / 'run'
