@@ -87,8 +87,8 @@ def load_teacher(path: str, labels: Sequence[int], num_classes: int) -> torch.Te
     labels = np.asarray(labels)
     if probabilities.shape != (len(labels), num_classes) or not np.array_equal(teacher_labels, labels):
         raise DistillError(
-            f'--distill {path} holds {probabilities.shape[0]} images x {probabilities.shape[1]} classes of another '
-            f'train split (this run\'s has {len(labels)} x {num_classes}); make it with the run\'s dataset flags: '
+            f'--distill {path} holds probabilities of shape {tuple(probabilities.shape)} of another train split '
+            f'(this run\'s needs {(len(labels), num_classes)}); make it with the run\'s dataset flags: '
             'python -m timm_csba.distill MODEL ... --dataset ... --out FILE.')
     return torch.from_numpy(probabilities)
 
