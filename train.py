@@ -39,6 +39,7 @@ from timm_csba.data import (SAMPLERS, ClassAwareSampler, DatasetError, add_datas
 from timm_csba.diagnostics import analyze
 from timm_csba.distill import DistillError, distill_targets, load_teacher
 from timm_csba.files import atomic_path, write_json, write_text
+from timm_csba.fused_norm_act import FusedNormActError, use_fused_norm_act
 from timm_csba.hub import load_pretrained, pretrained_num_classes, save_pretrained
 from timm_csba.losses import LOSSES, SOFT_TARGET_LOSSES, create_loss_from_config
 from timm_csba.metrics import (METRICS, classification_metrics, save_confusion_matrix, save_epoch_logits,
@@ -93,6 +94,10 @@ g.add_argument('--reset-classifier', action='store_true', help='allow pretrained
 g.add_argument('--in-chans', type=positive_int, default=3, help='input channels (1 for grayscale)')
 g.add_argument('--drop-rate', type=probability, help='classifier dropout (default: the model\'s)')
 g.add_argument('--channels-last', action='store_true', help='channels_last memory format (faster on CPU)')
+g.add_argument('--fused-norm-act', action='store_true', help='train BatchNorm + ReLU-family layers through one fused '
+               'CPU kernel (timm_csba.fused_norm_act: compiled on first use; needs --channels-last). Same weights and '
+               'checkpoint keys; on a GPU, under --torchcompile or where the kernel cannot be built the layers run '
+               'as PyTorch\'s, and the run\'s first line says so')
 g.add_argument('--torchcompile', nargs='?', const='inductor', help='torch.compile the model with this backend '
                '(bare flag: inductor), in place: checkpoint keys stay those of the plain model')
 g.add_argument('--torchcompile-mode', choices=('default', 'reduce-overhead', 'max-autotune',
@@ -182,6 +187,8 @@ if late:
              f'never decay; pass milestones below it with --decay-milestones or train longer')
 if args.torchcompile_mode and not args.torchcompile:
     sys.exit('error: --torchcompile-mode applies with --torchcompile; add --torchcompile or drop the mode')
+if args.fused_norm_act and not args.channels_last:
+    sys.exit('error: --fused-norm-act runs on channels_last maps only; add --channels-last or drop --fused-norm-act')
 for flag in ('mean', 'std'):
     if getattr(args, flag) and len(getattr(args, flag)) != args.in_chans:
         sys.exit(f'error: --{flag} has {len(getattr(args, flag))} value(s) for --in-chans {args.in_chans}; give one '
@@ -259,6 +266,17 @@ except DatasetError as e:
 eval_tf = build_transforms(data_config, is_training=False)
 if args.channels_last:
     model = model.to(memory_format=torch.channels_last)
+fused_note = ''
+if args.fused_norm_act:
+    if accelerator.device.type != 'cpu':
+        fused_note = f'; fused norm+act off (a CPU kernel; {accelerator.device.type} runs PyTorch\'s layers)'
+    elif args.torchcompile:
+        fused_note = '; fused norm+act off (under torch.compile, which traces these layers itself)'
+    else:
+        try:
+            fused_note = f'; fused norm+act: {use_fused_norm_act(model)} layers'
+        except FusedNormActError as e:
+            fused_note = f'; fused norm+act off: {e}'
 # the average is a copy of the plain model, made before compiling (it is evaluated eagerly, a few times an epoch)
 ema = ModelEmaV3(model, decay=args.model_ema_decay, use_warmup=True, device=accelerator.device) if args.model_ema \
     else None
@@ -286,7 +304,7 @@ if pipeline == 'tensor':
 held = hold_freed_memory()  # no page faults for the activation maps of every step
 accelerator.print(f'precision: {precision_note}; {torch.get_num_threads()} threads per process; '
                   f'input pipeline: {pipeline}; freed memory {"held (glibc)" if held else "returned to the OS"}'
-                  + (f'; torch.compile ({args.torchcompile})' if args.torchcompile else ''))
+                  + (f'; torch.compile ({args.torchcompile})' if args.torchcompile else '') + fused_note)
 
 
 def loader(split, transform, shuffle):

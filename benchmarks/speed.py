@@ -14,8 +14,11 @@ Paths (each model runs every path; a path's model is its own copy):
     held memory     glibc keeps freed memory instead of unmapping it (runtime.hold_freed_memory). It is set for
                     the rest of the process, so the rows without it are timed first (round-robin among
                     themselves), then the rows with it (likewise)
+    fused norm+act  channels_last plus the fused BatchNorm + LeakyReLU CPU kernel (--fused-norm-act, which needs
+                    channels_last; compare with the channels_last row). It takes over only timm's BatchNormAct2d
+                    layers: none in resnet18, whose BatchNorm and ReLU are separate modules
     fast path       what train.py does by default here: channels_last, bf16 where native, tensor input, held
-                    memory; the --torchcompile flag stays off where the compile row shows no gain
+                    memory, fused norm+act; the --torchcompile flag stays off where the compile row shows no gain
     fast + compile  the fast path with torch.compile
 
 Compile time (the first call's extra seconds) is printed beside each compiled row. Goals (issue 12): csba_squeeze
@@ -30,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 import timm_csba  # noqa: F401
+from timm_csba.fused_norm_act import use_fused_norm_act
 from timm_csba.runs import non_negative_int, positive_int
 from timm_csba.runtime import hold_freed_memory, native_bf16
 from timm_csba.tensor_input import BatchAugment
@@ -40,16 +44,18 @@ AUGMENT = dict(hflip=0.5, vflip=0.5, rot90=True, scale=(0.85, 1.0), ratio=(0.9, 
 
 
 def paths(bf16_ok: bool, with_compile: bool) -> dict:
-    """name -> (channels_last, bf16, compile, tensor_input, held memory)."""
+    """name -> (channels_last, bf16, compile, tensor_input, fused norm+act, held memory)."""
     table = {
-        'eager fp32': (False, False, False, False, False),
-        'channels_last': (True, False, False, False, False),
-        'bf16': (False, True, False, False, False),
-        'compile': (False, False, True, False, False),
-        'tensor input': (False, False, False, True, False),
-        'held memory': (False, False, False, False, True),
-        'fast path': (True, bf16_ok, False, True, True),
-        'fast + compile': (True, bf16_ok, True, True, True),
+        'eager fp32': (False, False, False, False, False, False),
+        'channels_last': (True, False, False, False, False, False),
+        'bf16': (False, True, False, False, False, False),
+        'compile': (False, False, True, False, False, False),
+        'tensor input': (False, False, False, True, False, False),
+        'fused norm+act': (True, False, False, False, True, False),
+        'held memory': (False, False, False, False, False, True),
+        'fast path': (True, bf16_ok, False, True, True, True),
+        # torch.compile would graph-break on the kernel, and inductor fuses these layers itself (train.py likewise)
+        'fast + compile': (True, bf16_ok, True, True, False, True),
     }
     if not bf16_ok:
         del table['bf16']
@@ -58,11 +64,13 @@ def paths(bf16_ok: bool, with_compile: bool) -> dict:
     return table
 
 
-def make_steps(name, channels_last, bf16, compile_model, tensor_input, args):
+def make_steps(name, channels_last, bf16, compile_model, tensor_input, fused, args):
     """Return (train step, inference step) closures for one model under one path."""
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = timm.create_model(name, num_classes=args.num_classes, in_chans=args.in_chans)
     model = model.to(memory_format=memory_format)
+    if fused:
+        use_fused_norm_act(model)
     if compile_model:
         model.compile(dynamic=False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -135,14 +143,14 @@ def main():
     train, infer, compile_s = {}, {}, {}
     for name in args.models:
         for path, levers in table.items():
-            train[name, path], infer[name, path] = make_steps(name, *levers[:4], args)
+            train[name, path], infer[name, path] = make_steps(name, *levers[:5], args)
             if levers[2]:  # compile now, so that compiling is not timed as a step (and is reported)
                 compile_s[name, path] = first_call_seconds(train[name, path]) + first_call_seconds(infer[name, path])
     train_s, infer_s = {}, {}
     for hold in (False, True):  # glibc's defaults first: holding cannot be undone in a process
         if hold:
             hold_freed_memory()
-        keys = [(name, path) for name, path in train if table[path][4] == hold]
+        keys = [(name, path) for name, path in train if table[path][5] == hold]
         train_s.update(interleaved_medians({k: train[k] for k in keys}, args.warmup, args.rounds))
         infer_s.update(interleaved_medians({k: infer[k] for k in keys}, args.warmup, args.rounds))
 

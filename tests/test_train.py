@@ -285,17 +285,37 @@ def test_missing_cxx_compiler_is_one_line(tmp_path):
     assert 'Traceback' not in result.stderr
 
 
+def test_fused_norm_act_needs_channels_last(tmp_path, capsys):
+    config = tmp_path / 'nchw.yaml'
+    config.write_text(Path(SMOKE).read_text().replace('channels_last: true\n', ''))
+    code, stderr = _train_here(capsys, '--output-dir', str(tmp_path / 'r'), '--fused-norm-act', config=str(config))
+    assert code != 0 and 'error: --fused-norm-act runs on channels_last maps only; add --channels-last' in stderr
+
+
+def test_fused_norm_act_that_cannot_build_trains_without_it_and_says_so(tmp_path):
+    # a fresh extensions folder, so that no kernel built before is found, and no compiler to build one
+    env = dict(os.environ, CXX='/nonexistent/g++', TORCH_EXTENSIONS_DIR=str(tmp_path / 'extensions'))
+    result = _train('--output-dir', str(tmp_path / 'r'), '--epochs', '1', '--fused-norm-act', env=env)
+    assert 'fused norm+act off: the fused BatchNorm+activation kernel could not be built' in result.stdout
+    assert 'install g++' in result.stdout and 'Traceback' not in result.stderr
+    assert (tmp_path / 'r' / 'test_metrics.json').exists()
+
+
 def test_compile_and_precision_keep_checkpoint_keys_and_resume_across_each_other(tmp_path):
-    """fp32 eager -> bf16 + torch.compile (aot_eager: dynamo and autograd tracing without a C++ build) -> fp32
-    eager again, one run resumed twice: same checkpoint keys, it learns, and compiling stops after one epoch."""
+    """fp32 eager on the fused norm+act kernel -> bf16 + torch.compile (aot_eager: dynamo and autograd tracing without
+    a C++ build; the kernel steps aside) -> fp32 with offsets, one run resumed twice: same checkpoint keys, it
+    learns, and compiling stops after one epoch."""
     fast = 'bf16' if native_bf16(torch.device('cpu')) else 'no'
     run = tmp_path / 'cross'
     # 60 train / 40 eval cells at batch 16: short last batches in training and evaluation
     keys = set(timm.create_model('csba_squeeze', num_classes=4, in_chans=1).state_dict())
-    _train('--output-dir', str(run), '--epochs', '2', '--limit-train', '60', '--mixed-precision', 'no',
-           '--sampler', 'sqrt')
+    fused = _train('--output-dir', str(run), '--epochs', '2', '--limit-train', '60', '--mixed-precision', 'no',
+                   '--sampler', 'sqrt', '--fused-norm-act')
+    assert 'fused norm+act: 17 layers' in fused.stdout
     assert set(_final_weights(run)) == keys
-    _train('--resume', str(run), '--epochs', '4', '--mixed-precision', fast, '--torchcompile', 'aot_eager', config=None)
+    compiled = _train('--resume', str(run), '--epochs', '4', '--mixed-precision', fast, '--torchcompile', 'aot_eager',
+                      config=None)
+    assert 'fused norm+act off (under torch.compile' in compiled.stdout
     assert set(_final_weights(run)) == keys and set(load_file(str(run / 'best' / 'model.safetensors'))) == keys
     _train('--resume', str(run), '--epochs', '5', '--mixed-precision', 'no', '--logit-offsets', 'fit', config=None)
     assert set(_final_weights(run)) == keys
