@@ -3,8 +3,8 @@
 On the 2-core CPU, csba_squeeze's BatchNorm and LeakyReLU layers cost about a quarter of a bf16 training step
 (measured by removing them), although they do a few flops per element: each is a pass over maps such as the stem's
 64 x 112 x 112 per image. `csrc/batchnorm_act.cpp` runs the pair as two passes forward and two backward instead of
-eight (see its header), with the same function and the same parameters and buffers, so weights, checkpoints and
-`best/` are those of the plain model.
+three and three (see its header), with the same function and the same parameters and buffers, so weights,
+checkpoints and `best/` are those of the plain model.
 
     from timm_csba.fused_norm_act import use_fused_norm_act
     layers = use_fused_norm_act(model)      # train.py --fused-norm-act; returns how many layers it took over

@@ -1,9 +1,10 @@
 // Training-mode BatchNorm followed by a (leaky) ReLU, fused, for channels-last CPU tensors in float32 or bfloat16.
 //
-// PyTorch runs the pair as four passes over the map forward (statistics, normalise, activate reads and writes it
-// again) and four backward (the activation's gradient, then BatchNorm's reductions and input gradient, each a read
-// of the map). Here it is two and two: the activation is applied as the normalised value is written, and its
-// gradient is recomputed from the saved input where BatchNorm's backward reads it anyway. A channels-last map is a
+// PyTorch runs the pair as three passes over the map forward (statistics; normalise, a read and a write; the
+// activation, another read and write) and three backward (the activation's gradient, a read and a write; then
+// BatchNorm's reductions and its input gradient). Here it is two and two: the activation is applied as the
+// normalised value is written, and its gradient is recomputed from the saved input where BatchNorm's backward
+// reads it anyway, so a read and a write of the map are saved each way. A channels-last map is a
 // [rows, C] matrix with rows = N * H * W, so every loop runs over contiguous channels, which the compiler vectorises.
 //
 // Statistics and gradient sums are added in float over blocks of 64 rows, then in double: PyTorch's float
