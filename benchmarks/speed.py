@@ -54,7 +54,7 @@ def paths(bf16_ok: bool, with_compile: bool) -> dict:
         'fused norm+act': (True, False, False, False, True, False),
         'held memory': (False, False, False, False, False, True),
         'fast path': (True, bf16_ok, False, True, True, True),
-        # torch.compile would graph-break on the kernel, and inductor fuses these layers itself (train.py likewise)
+        # without the kernel, as train.py runs it under torch.compile (the compiled graph would break at the kernel)
         'fast + compile': (True, bf16_ok, True, True, False, True),
     }
     if not bf16_ok:
