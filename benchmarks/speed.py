@@ -17,8 +17,9 @@ Paths (each model runs every path; a path's model is its own copy):
     fused norm+act  channels_last plus the fused BatchNorm + LeakyReLU CPU kernel (--fused-norm-act, which needs
                     channels_last; compare with the channels_last row). It takes over only timm's BatchNormAct2d
                     layers: none in resnet18, whose BatchNorm and ReLU are separate modules
-    fast path       what train.py does by default here: channels_last, bf16 where native, tensor input, held
-                    memory, fused norm+act; the --torchcompile flag stays off where the compile row shows no gain
+    fast path       what train.py does here with the 224-px presets (elpv_paper.yaml): channels_last, bf16 where
+                    native, tensor input, held memory, fused norm+act (the 96-px main job leaves the kernel off: no
+                    gain there); the --torchcompile flag stays off where the compile row shows no gain
     fast + compile  the fast path with torch.compile
 
 Compile time (the first call's extra seconds) is printed beside each compiled row. Goals (issue 12): csba_squeeze
