@@ -50,8 +50,8 @@ void sum_block(const T* __restrict__ x, int64_t n, int64_t C, float* __restrict_
 }
 
 template <typename T>
-void normalize_act_rows(const T* __restrict__ x, T* __restrict__ y, int64_t n, int64_t C, const float* __restrict__ scale,
-                        const float* __restrict__ shift, float slope) {
+void normalize_act_rows(const T* __restrict__ x, T* __restrict__ y, int64_t n, int64_t C,
+                        const float* __restrict__ scale, const float* __restrict__ shift, float slope) {
   for (int64_t r = 0; r < n; ++r)
     for (int64_t c = 0; c < C; ++c) {
       float z = load(x + r * C, c) * scale[c] + shift[c];
@@ -61,9 +61,9 @@ void normalize_act_rows(const T* __restrict__ x, T* __restrict__ y, int64_t n, i
 
 // per channel: sum of dz and of dz * (x - mean), where dz is the gradient before the activation
 template <typename T>
-void grad_sum_block(const T* __restrict__ x, const T* __restrict__ dy, int64_t n, int64_t C, const float* __restrict__ scale,
-                    const float* __restrict__ shift, const float* __restrict__ mean, float slope, float* __restrict__ s,
-                    float* __restrict__ sx) {
+void grad_sum_block(const T* __restrict__ x, const T* __restrict__ dy, int64_t n, int64_t C,
+                    const float* __restrict__ scale, const float* __restrict__ shift, const float* __restrict__ mean,
+                    float slope, float* __restrict__ s, float* __restrict__ sx) {
   for (int64_t r = 0; r < n; ++r)
     for (int64_t c = 0; c < C; ++c) {
       float xv = load(x + r * C, c), g = load(dy + r * C, c);
@@ -154,7 +154,8 @@ at::Tensor forward_impl(const at::Tensor& input, const at::Tensor& weight, const
 
 template <typename T>
 std::vector<at::Tensor> backward_impl(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight,
-                                      const at::Tensor& bias, const at::Tensor& mean, const at::Tensor& invstd, float slope) {
+                                      const at::Tensor& bias, const at::Tensor& mean, const at::Tensor& invstd,
+                                      float slope) {
   const at::Tensor grad = grad_output.to(input.scalar_type()).contiguous(at::MemoryFormat::ChannelsLast);
   const at::Tensor xr = as_rows(input), gr = as_rows(grad);
   const int64_t rows = xr.size(0), C = xr.size(1);
@@ -186,8 +187,8 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& grad_output, const at::T
   at::Tensor grad_input = at::empty_like(input, at::MemoryFormat::ChannelsLast);
   T* dx = mutable_rows_ptr<T>(as_rows(grad_input));
   at::parallel_for(0, rows, kGrainRows, [&](int64_t begin, int64_t end) {
-    input_grad_rows(x + begin * C, dy + begin * C, dx + begin * C, end - begin, C, scale.data(), shift.data(), m, k.data(),
-                    a.data(), slope);
+    input_grad_rows(x + begin * C, dy + begin * C, dx + begin * C, end - begin, C, scale.data(), shift.data(), m,
+                    k.data(), a.data(), slope);
   });
   return {grad_input, grad_weight, grad_bias};
 }
@@ -215,7 +216,8 @@ at::Tensor forward(const at::Tensor& input, const at::Tensor& weight, const at::
 
 // Returns (grad_input, grad_weight, grad_bias).
 std::vector<at::Tensor> backward(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight,
-                                 const at::Tensor& bias, const at::Tensor& mean, const at::Tensor& invstd, double slope) {
+                                 const at::Tensor& bias, const at::Tensor& mean, const at::Tensor& invstd,
+                                 double slope) {
   check_inputs(input, weight, bias);
   if (input.scalar_type() == at::kBFloat16)
     return backward_impl<uint16_t>(grad_output, input, weight, bias, mean, invstd, static_cast<float>(slope));
