@@ -112,8 +112,10 @@ def test_model_without_batchnorm_act_layers_is_left_alone():
 
 
 def test_failed_build_is_one_line_naming_the_fix(monkeypatch):
-    def no_compiler(*args, **kwargs):
-        raise RuntimeError("Error building extension 'timm_csba_batchnorm_act': c++: not found\nninja: build stopped")
+    def no_compiler(*args, **kwargs):  # torch's message when CXX names no program
+        raise RuntimeError("Error building extension 'timm_csba_batchnorm_act': [1/2] c++ -MMD -MF batchnorm_act.o.d\n"
+                           "FAILED: batchnorm_act.o\nc++ -MMD -MF batchnorm_act.o.d\n/bin/sh: 1: c++: not found\n"
+                           "ninja: build stopped: subcommand failed.")
 
     monkeypatch.setattr(torch.utils.cpp_extension, 'load', no_compiler)
     fused_norm_act.load_kernel.cache_clear()
@@ -124,5 +126,5 @@ def test_failed_build_is_one_line_naming_the_fix(monkeypatch):
     finally:
         fused_norm_act.load_kernel.cache_clear()  # the next test builds (or finds) the real kernel again
     message = str(e.value)
-    assert '\n' not in message and 'c++: not found' in message and 'install g++' in message
+    assert '\n' not in message and '(/bin/sh: 1: c++: not found)' in message and 'install g++' in message
     assert not any(isinstance(m, FusedBatchNormAct2d) for m in model.modules())

@@ -45,10 +45,19 @@ def load_kernel():
             verbose=False,
         )
     except Exception as e:  # a missing compiler or ninja, missing Python headers, a failed build: all the same fix
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise FusedNormActError(
-            f'the fused BatchNorm+activation kernel could not be built ({reason[:200]}); install g++, ninja and the '
-            f'Python headers, or train without --fused-norm-act') from None
+            f'the fused BatchNorm+activation kernel could not be built ({build_failure_reason(str(e))[:200]}); install '
+            f'g++, ninja and the Python headers, or train without --fused-norm-act') from None
+
+
+def build_failure_reason(message: str) -> str:
+    """The line of torch's build error that says what went wrong (the compiler's error, a program not found), not
+    the compiler command lines around it; else its first line."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    for line in lines[1:]:
+        if any(sign in line for sign in ('error:', 'not found', 'No such file', 'is required')):
+            return line
+    return lines[0] if lines else 'no message'
 
 
 def activation_slope(act: nn.Module) -> Optional[float]:
