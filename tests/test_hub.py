@@ -24,7 +24,9 @@ import timm_csba  # noqa: F401
 from timm_csba import evaluate
 from timm_csba.data import build_run_dataset
 from timm_csba.predict import PredictError, load_model as predict_load_model
-from timm_csba.hub import HubError, export_run, load_pretrained, registry_repo_id, seed_cache, validate_staged
+from timm_csba.distill import folded_logit_offsets
+from timm_csba.hub import (HubError, export_run, load_pretrained, pretrained_num_classes, registry_repo_id, seed_cache,
+                           source_config, validate_staged)
 from timm_csba.hub.__main__ import main as hub_main
 from timm_csba.metrics import load_predictions
 from timm_csba.models.csba_squeeze import HF_HUB_ORG
@@ -165,6 +167,26 @@ def test_staged_folder_loads_with_local_dir_and_predicts_like_the_run(staged_smo
     x = torch.randn(2, 1, 32, 32)
     torch.testing.assert_close(staged(x), run(x), rtol=0, atol=0)
 
+
+
+@needs_published
+def test_source_config_is_the_whole_config_json_of_hub_and_folder_sources(staged_smoke, offline, tmp_path):
+    tag = PUBLISHED[0]
+    assert source_config(tag) is None and pretrained_num_classes(tag) == 4  # a registry tag: its pretrained cfg
+    hub_config = source_config(f'hf-hub:{HF_HUB_ORG}/{tag}')  # from the seeded cache, offline
+    assert hub_config == json.loads((HUB / tag / 'config.json').read_text())
+
+    folder = tmp_path / 'offsets'
+    shutil.copytree(staged_smoke, folder)
+    config = json.loads((folder / 'config.json').read_text())
+    config['logit_offsets'] = [0.5, -0.5, 0.0, 0.25]  # a top-level key timm's cfg readers drop
+    config['num_classes'], config['pretrained_cfg']['num_classes'] = 3, 5  # timm: the top level wins
+    (folder / 'config.json').write_text(json.dumps(config))
+    assert source_config(f'local-dir:{folder}')['logit_offsets'] == [0.5, -0.5, 0.0, 0.25]
+    assert folded_logit_offsets(str(folder)) == [0.5, -0.5, 0.0, 0.25]  # a bare folder, as --distill teachers
+    assert pretrained_num_classes(f'local-dir:{folder}') == 3
+    with pytest.raises(HubError, match='A local-dir: source is a folder with config.json'):
+        source_config(f'local-dir:{tmp_path / "missing"}')
 
 def test_export_takes_other_seeds_from_their_study_records(smoke_runs, staged_smoke, tmp_path):
     # a seed whose run folder (weights) is gone but whose record survives still counts for the card's mean and std

@@ -23,13 +23,12 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from timm.models import parse_model_name
-from timm.models._hub import download_from_hf, load_cfg_from_json
 
 from .calibration import fold_logit_offsets
 from .data import DatasetError, add_dataset_arguments, build_run_dataset
 from .evaluate import split_probabilities
 from .files import atomic_path
+from .hub import source_config
 from .predict import TTA, PredictError, load_model
 from .runs import positive_int
 
@@ -41,16 +40,10 @@ class DistillError(ValueError):
 
 
 def folded_logit_offsets(name: str) -> Optional[Sequence[float]]:
-    """The logit offsets train.py --logit-offsets fit folded into a model's weights (its config.json), or None."""
-    source, model_id = parse_model_name(f'local-dir:{name}' if Path(name).is_dir() else name)
-    if source == 'local-dir':
-        config = Path(model_id) / 'config.json'
-    elif source == 'hf-hub':
-        config = download_from_hf(model_id, 'config.json')
-    else:
-        return None  # a registry tag: published weights carry no offsets
-    # a top-level key of config.json, which timm's config readers (pretrained_cfg) do not return
-    return load_cfg_from_json(config).get('logit_offsets')
+    """The logit offsets train.py --logit-offsets fit folded into a model's weights (its config.json), or None
+    (a registry tag: published weights carry no offsets)."""
+    config = source_config(f'local-dir:{name}' if Path(name).is_dir() else name)
+    return None if config is None else config.get('logit_offsets')
 
 
 def teacher_probabilities(names: Sequence[str], split, tta: str = 'none',

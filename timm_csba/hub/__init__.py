@@ -22,9 +22,10 @@ card, so it fits models, not staged folders).
 from .cache import seed_cache
 from .errors import HubError
 from .export import export_run, save_pretrained, update_study
-from .loading import check_cached_weights, load_pretrained, pretrained_num_classes
+from .loading import check_cached_weights, load_pretrained, pretrained_num_classes, source_config
 from .publish import push, registry_repo_id
 from .staged import validate_staged
 
 __all__ = ['save_pretrained', 'export_run', 'update_study', 'validate_staged', 'registry_repo_id', 'push',
-           'seed_cache', 'load_pretrained', 'pretrained_num_classes', 'check_cached_weights', 'HubError']
+           'seed_cache', 'load_pretrained', 'pretrained_num_classes', 'source_config', 'check_cached_weights',
+           'HubError']

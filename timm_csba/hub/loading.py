@@ -3,15 +3,15 @@ and the ways a load fails as one line each."""
 import contextlib
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Any, Dict, Optional
 
 import timm
 import torch
 from huggingface_hub import try_to_load_from_cache
 from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
 from safetensors import SafetensorError
-from timm.models import get_pretrained_cfg_value, load_model_config_from_hf, parse_model_name
-from timm.models._hub import load_model_config_from_path
+from timm.models import get_pretrained_cfg_value, parse_model_name
+from timm.models._hub import download_from_hf, load_cfg_from_json
 
 from ..files import file_sha256
 from .errors import HubError
@@ -79,12 +79,22 @@ def load_pretrained(name: str, **kwargs) -> torch.nn.Module:
     return model
 
 
-def pretrained_num_classes(name: str) -> Optional[int]:
-    """The class count of the weights `load_pretrained(name)` loads: the registry's pretrained cfg of a timm name,
-    or the config.json of an hf-hub: or local-dir: source (read without the weights)."""
+def source_config(name: str) -> Optional[Dict[str, Any]]:
+    """The whole config.json of an hf-hub: or local-dir: source, read without the weights (it keeps top-level keys
+    such as folded logit offsets, which timm's cfg readers drop); None for a registry name."""
     source, model_id = parse_model_name(name)
     if source is None:
-        return get_pretrained_cfg_value(name, 'num_classes')
+        return None
     with _source_errors(name, _hub_repo(name)):
-        read_config = load_model_config_from_hf if source == 'hf-hub' else load_model_config_from_path
-        return read_config(model_id)[0].get('num_classes')
+        path = download_from_hf(model_id, 'config.json') if source == 'hf-hub' else Path(model_id) / 'config.json'
+        return load_cfg_from_json(path)
+
+
+def pretrained_num_classes(name: str) -> Optional[int]:
+    """The class count of the weights `load_pretrained(name)` loads: the registry's pretrained cfg of a timm name,
+    or the config.json of an hf-hub: or local-dir: source."""
+    config = source_config(name)
+    if config is None:
+        return get_pretrained_cfg_value(name, 'num_classes')
+    # timm's own precedence (_parse_model_cfg): a top-level num_classes overrides the pretrained cfg's
+    return config.get('num_classes', config.get('pretrained_cfg', {}).get('num_classes'))
