@@ -7,9 +7,9 @@ and, for a study's run, its architecture's row of the study; `update_study` requ
 import argparse
 import csv
 import json
+import math
 import os
 import shutil
-import statistics
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
@@ -22,6 +22,7 @@ from ..data import DatasetError, build_run_dataset
 from ..files import atomic_dir
 from ..model_card import CARD_METRICS, model_card
 from ..runs import study_run_dir, study_run_of
+from ..stats import mean_std
 from .errors import HubError
 from .loading import load_pretrained
 from .staged import validate_staged
@@ -102,10 +103,13 @@ def _seed_summary(runs: Sequence[Path], label_names: Sequence[str]) -> Dict[str,
 
 
 def _spread(records: Sequence[Dict[str, Any]], keys: Sequence[str]) -> Dict[str, Dict[str, Optional[float]]]:
-    """Mean and sample std (None for a single record) of each key over the records: seeds.json's and study.json's
-    summaries, which the card prints as mean ± std."""
-    return {k: {'mean': statistics.fmean(float(r[k]) for r in records),
-                'std': statistics.stdev(float(r[k]) for r in records) if len(records) > 1 else None} for k in keys}
+    """Mean and sample std of each key over the records: seeds.json's and study.json's summaries, which the card
+    prints as mean ± std. JSON has no NaN, so a std of a single record is None."""
+    spread = {}
+    for k in keys:
+        mean, std = mean_std([float(r[k]) for r in records])
+        spread[k] = {'mean': mean, 'std': None if math.isnan(std) else std}
+    return spread
 
 
 def _study_summary(results_csv: Path, recipe: str, arm: str, seed: int, label_names: Sequence[str]) -> Dict[str, Any]:
