@@ -6,6 +6,7 @@ compare on validation only.
     python studies/elpv_recipe/levers.py run hub+img_96+epochs_150+seed_0      # on the published recipe instead
     python studies/elpv_recipe/levers.py run hub+img_96+epochs_150+seed_0+then_224   # a final phase of that run
     python studies/elpv_recipe/levers.py summary                               # table of best validation epochs
+    python studies/elpv_recipe/levers.py summary hub+img_96+epochs_150+seed_2+bf16   # these runs (runs/ or results/)
 
 Runs land in runs/elpv_levers/<name>; a run that was killed is resumed, a finished one skipped. Model
 selection is the best validation macro-F1 epoch; test metrics are not read here. Every run also fits logit
@@ -26,6 +27,7 @@ RUNS = ROOT / 'runs' / 'elpv_levers'
 # the config a run starts from: base.yaml, or another one named by the run's first component ('hub+...')
 BASES = {'hub': ROOT / 'configs' / 'elpv_hub.yaml'}
 CONFIG = Path(__file__).resolve().parent / 'base.yaml'
+RESULTS = Path(__file__).resolve().parent / 'results'  # finished runs' args.yaml and metrics.jsonl, committed
 
 # lever -> train.py flags on top of base.yaml (30 epochs, 224 px, sqrt_inverse class weights, seed 42)
 LEVERS = {
@@ -136,11 +138,20 @@ def run(levers: list) -> None:
         print(f'{lever}: exit {proc.wait()}')
 
 
-def summary() -> None:
+def summary(names: list) -> None:
+    """One row per run: the named ones (looked up in runs/, then in results/, where finished runs are kept), else
+    every run under runs/."""
+    if names:
+        runs = [RUNS / n if (RUNS / n / 'metrics.jsonl').exists() else RESULTS / n for n in names]
+        missing = [r.name for r in runs if not (r / 'metrics.jsonl').exists()]
+        if missing:
+            sys.exit(f'error: no metrics.jsonl for {", ".join(missing)} in {RUNS} or {RESULTS}')
+    else:
+        runs = sorted(p for p in RUNS.iterdir() if (p / 'metrics.jsonl').exists())
     print('| run | flags | epochs run | best epoch | val acc | val macro-F1 | val F1 per grade | '
           'val macro-F1, last 10 epochs | + offsets, cross-fitted | s/epoch |')
     print('|---|---|---|---|---|---|---|---|---|---|')
-    for run in sorted(p for p in RUNS.iterdir() if (p / 'metrics.jsonl').exists()):
+    for run in runs:
         history = [json.loads(line) for line in (run / 'metrics.jsonl').read_text().splitlines()]
         best = max(history, key=lambda r: r['val_macro_f1'])
         grades = ' / '.join(f'{v:.2f}' for k, v in best.items() if k.startswith('val_f1_'))
@@ -168,4 +179,4 @@ if __name__ == '__main__':
     if args.action == 'run':
         run(args.levers)
     else:
-        summary()
+        summary(args.levers)
