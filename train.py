@@ -136,7 +136,8 @@ g.add_argument('--class-weights', default='inverse', choices=('inverse', 'sqrt_i
                help='loss weights per class from the train counts')
 g.add_argument('--label-smoothing', type=probability, default=0.0, help='label smoothing (ce)')
 g.add_argument('--focal-gamma', type=non_negative_float, default=2.0, help='focal loss gamma')
-g.add_argument('--la-tau', type=non_negative_float, default=1.0, help='logit adjustment tau (1 = balanced softmax)')
+g.add_argument('--la-tau', type=non_negative_float, default=1.0, help='logit adjustment tau (1 = balanced softmax); '
+               'the prior is the sampler\'s (--sampler), not the split\'s')
 g.add_argument('--ldam-max-margin', type=positive_float, default=0.5, help='LDAM largest margin')
 g.add_argument('--ldam-scale', type=positive_float, default=30.0, help='LDAM logit scale')
 g.add_argument('--drw-epoch', type=non_negative_int, help='LDAM: epoch from which deferred re-weighting starts')

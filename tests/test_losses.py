@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from timm_csba.losses import FocalLoss, LDAMLoss, create_loss
+from timm_csba.losses import FocalLoss, LDAMLoss, create_loss, create_loss_from_config
 
 LOGITS = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
 TARGET = torch.tensor([0, 1])
@@ -51,6 +51,18 @@ def test_logit_adjusted_loss_adds_log_prior():
     assert loss(LOGITS, TARGET).item() == pytest.approx(expected, rel=1e-6)
 
 
+def test_logit_adjustment_removes_the_prior_the_sampler_draws():
+    # square-root sampling draws the classes 3:1 as sqrt(3):1, balanced sampling as 1:1
+    a0, a1 = math.log(3 ** 0.5 / (3 ** 0.5 + 1)), math.log(1 / (3 ** 0.5 + 1))
+    expected = (_nll(2 + a0, 0 + a1) + _nll(1 + a1, 0 + a0)) / 2
+    sqrt = create_loss('logit_adjusted', COUNTS, class_weights=None, sampler='sqrt')
+    assert sqrt(LOGITS, TARGET).item() == pytest.approx(expected, rel=1e-6)
+    balanced = create_loss('logit_adjusted', COUNTS, class_weights=None, sampler='balanced')
+    assert balanced(LOGITS, TARGET).item() == pytest.approx(F.cross_entropy(LOGITS, TARGET).item(), rel=1e-6)
+    from_args = create_loss_from_config({'loss': 'logit_adjusted', 'class_weights': 'none', 'sampler': 'sqrt'}, COUNTS)
+    assert from_args(LOGITS, TARGET).item() == pytest.approx(expected, rel=1e-6)
+
+
 def test_ldam_margins_and_deferred_reweighting():
     m = [0.5 * 3 ** -0.25, 0.5]  # proportional to n^-1/4, largest 0.5
     loss = LDAMLoss(COUNTS, max_margin=0.5, scale=1.0, drw_epoch=5)
@@ -80,7 +92,6 @@ def test_bad_loss_arguments():
 
 
 def test_loss_from_a_train_config():
-    from timm_csba.losses import create_loss_from_config
     focal = create_loss_from_config({'loss': 'focal', 'class_weights': 'none', 'focal_gamma': 0.5,
                                      'drw_epoch': None}, COUNTS)
     assert isinstance(focal, FocalLoss) and focal.gamma == 0.5 and focal.weight is None

@@ -3,7 +3,8 @@
     ce               class-weighted cross-entropy (paper Eq. 2-3), optional label smoothing
     focal            focal loss with class weights (Lin et al. 2017; the paper's Variant II)
     logit_adjusted   logit-adjusted loss: CE on logits + tau * log(prior) (Menon et al. 2021);
-                     tau = 1 is the balanced softmax (Ren et al. 2020)
+                     tau = 1 is the balanced softmax (Ren et al. 2020). The prior is that of the batches the
+                     model trains on: a class-aware sampler's, not the split's, when one draws them
     ldam             label-distribution-aware margins with deferred re-weighting (Cao et al. 2019)
     ordinal          soft ordinal labels (SORD, Diaz & Marathe 2019): cross-entropy against a target that puts
                      mass on the neighbouring grades, for classes that are ordered grades (ELPV's 0, 1/3, 2/3, 1)
@@ -18,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .data import weights_from_counts
+from .data import SAMPLERS, weights_from_counts
 
 __all__ = [
     'LOSSES', 'SOFT_TARGET_LOSSES', 'FocalLoss', 'LogitAdjustedLoss', 'LDAMLoss', 'OrdinalSoftLabelLoss', 'create_loss',
@@ -136,9 +137,12 @@ def create_loss(
         ldam_scale: float = 30.0,
         drw_epoch: Optional[int] = None,
         ordinal_scale: float = 10.0,
+        sampler: str = 'none',
 ) -> nn.Module:
     """Return the loss `name` for a train split with `class_counts`; class weights are 'inverse',
-    'sqrt_inverse', 'effective_number' or None (LDAM ignores them: DRW brings its own)."""
+    'sqrt_inverse', 'effective_number' or None (LDAM ignores them: DRW brings its own). `sampler` names the
+    class-aware sampler that draws the batches (data.SAMPLERS), whose label distribution the logit adjustment
+    removes: under 'balanced' sampling every class is equally likely and the adjustment is a constant."""
     if name not in LOSSES:
         raise ValueError(f'Unknown loss {name!r}; choose one of {", ".join(LOSSES)}.')
     # an option the chosen loss would ignore is an error, not a silent no-op
@@ -159,7 +163,8 @@ def create_loss(
     if name == 'focal':
         return FocalLoss(weight=weight, gamma=focal_gamma)
     if name == 'logit_adjusted':
-        return LogitAdjustedLoss(class_counts, tau=la_tau, weight=weight)
+        sampled_counts = [n ** SAMPLERS[sampler] for n in class_counts]  # class c drawn in proportion to n_c^q
+        return LogitAdjustedLoss(sampled_counts, tau=la_tau, weight=weight)
     if name == 'ordinal':
         return OrdinalSoftLabelLoss(len(class_counts), scale=ordinal_scale, weight=weight)
     return LDAMLoss(class_counts, max_margin=ldam_max_margin, scale=ldam_scale, drw_epoch=drw_epoch)
@@ -171,7 +176,7 @@ _OPTION_LOSSES = {'label_smoothing': ('ce',), 'focal_gamma': ('focal',), 'la_tau
                   'ordinal_scale': ('ordinal',)}
 _DEFAULTS = {key: inspect.signature(create_loss).parameters[key].default for key in _OPTION_LOSSES}
 _CONFIG_OPTIONS = ('label_smoothing', 'focal_gamma', 'la_tau', 'ldam_max_margin', 'ldam_scale', 'drw_epoch',
-                   'ordinal_scale')
+                   'ordinal_scale', 'sampler')
 
 
 def create_loss_from_config(config: Mapping[str, Any], class_counts: Sequence[int]) -> nn.Module:

@@ -78,6 +78,9 @@ LEVERS = {
     # the middle grades are learnt only once the cosine has brought it under about 1.3e-3
     'lr_5e-4': ['--lr', '0.0005'],
     'lr_1e-3': ['--lr', '0.001'],
+    # the long-tail losses on the data's own frequencies instead of square-root sampling: the balanced softmax
+    # (logit adjustment, tau = 1; Ren et al. 2020, Menon et al. 2021) targets balanced error directly
+    'balanced_softmax': ['--sampler', 'none', '--loss', 'logit_adjusted'],
 }
 # a final phase: the run named before it, fine-tuned from its best checkpoint at a larger size with a short
 # cosine from a tenth of the peak learning rate (the cells' thin cracks are a few pixels wide at 300 px)
