@@ -81,6 +81,10 @@ LEVERS = {
     # the long-tail losses on the data's own frequencies instead of square-root sampling: the balanced softmax
     # (logit adjustment, tau = 1; Ren et al. 2020, Menon et al. 2021) targets balanced error directly
     'balanced_softmax': ['--sampler', 'none', '--loss', 'logit_adjusted'],
+    # the same adjustment under the recipe's square-root sampler: it removes the sampled prior (n_c^1/2)
+    'logit_adjusted': ['--loss', 'logit_adjusted'],
+    # label-distribution-aware margins with deferred re-weighting from 80 % of training, as Cao et al. 2019 run it
+    'ldam_drw': ['--sampler', 'none', '--loss', 'ldam', '--drw-epoch', '120'],
 }
 # a final phase: the run named before it, fine-tuned from its best checkpoint at a larger size with a short
 # cosine from a tenth of the peak learning rate (the cells' thin cracks are a few pixels wide at 300 px)
