@@ -85,6 +85,8 @@ LEVERS = {
     'logit_adjusted': ['--loss', 'logit_adjusted'],
     # label-distribution-aware margins with deferred re-weighting from 80 % of training, as Cao et al. 2019 run it
     'ldam_drw': ['--sampler', 'none', '--loss', 'ldam', '--drw-epoch', '120'],
+    'focal': ['--loss', 'focal'],  # gamma 2, the paper's Variant II, under the recipe's sampler
+    'no_sampler': ['--sampler', 'none'],  # the recipe's square-root sampler, ablated at its full length
 }
 # a final phase: the run named before it, fine-tuned from its best checkpoint at a larger size with a short
 # cosine from a tenth of the peak learning rate (the cells' thin cracks are a few pixels wide at 300 px)
