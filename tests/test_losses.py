@@ -80,6 +80,8 @@ def test_ldam_margins_and_deferred_reweighting():
 def test_bad_loss_arguments():
     with pytest.raises(ValueError, match="Unknown loss 'dice'"):
         create_loss('dice', COUNTS)
+    with pytest.raises(ValueError, match="Unknown sampler 'sqrt2'"):
+        create_loss('logit_adjusted', COUNTS, sampler='sqrt2')
     with pytest.raises(ValueError, match=r'the focal loss ignores label_smoothing; drop --label-smoothing .*\(ce\)'):
         create_loss('focal', COUNTS, label_smoothing=0.1)
     # options that the chosen loss would ignore are errors, not silent no-ops

@@ -145,6 +145,8 @@ def create_loss(
     removes: under 'balanced' sampling every class is equally likely and the adjustment is a constant."""
     if name not in LOSSES:
         raise ValueError(f'Unknown loss {name!r}; choose one of {", ".join(LOSSES)}.')
+    if sampler not in SAMPLERS:
+        raise ValueError(f'Unknown sampler {sampler!r}; choose one of {", ".join(SAMPLERS)}.')
     # an option the chosen loss would ignore is an error, not a silent no-op
     options = dict(label_smoothing=label_smoothing, focal_gamma=focal_gamma, la_tau=la_tau,
                    ldam_max_margin=ldam_max_margin, ldam_scale=ldam_scale, drw_epoch=drw_epoch,
