@@ -139,7 +139,8 @@ g.add_argument('--focal-gamma', type=non_negative_float, default=2.0, help='foca
 g.add_argument('--la-tau', type=non_negative_float, default=1.0, help='logit adjustment tau (1 = balanced softmax); '
                'the prior is the sampler\'s (--sampler), not the split\'s')
 g.add_argument('--ldam-max-margin', type=positive_float, default=0.5, help='LDAM largest margin')
-g.add_argument('--ldam-scale', type=positive_float, default=30.0, help='LDAM logit scale')
+g.add_argument('--ldam-scale', type=positive_float, default=1.0,
+               help='LDAM logit scale: 1 for raw logits; Cao et al.\'s 30 assumes a normalised (cosine) classifier')
 g.add_argument('--drw-epoch', type=non_negative_int, help='LDAM: epoch from which deferred re-weighting starts')
 g.add_argument('--ordinal-scale', type=positive_float, default=10.0,
                help='ordinal loss: target mass exp(-scale * grade distance^2), grades evenly spaced on [0, 1]; larger '

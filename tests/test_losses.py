@@ -77,6 +77,20 @@ def test_ldam_margins_and_deferred_reweighting():
     assert loss(LOGITS, TARGET).item() == pytest.approx(weighted, rel=1e-5)
 
 
+def test_ldam_scales_raw_logits_by_one_unless_asked():
+    """The default scale leaves the classifier's raw logits as they are; a run recorded under the old default 30
+    keeps its scale, and with another loss that recorded 30 is no choice of the user's (resume, diagnose)."""
+    m = [0.5 * 3 ** -0.25, 0.5]
+    plain = create_loss('ldam', COUNTS, class_weights=None)
+    assert plain(LOGITS, TARGET).item() == pytest.approx((_nll(2 - m[0], 0) + _nll(1 - m[1], 0)) / 2, rel=1e-6)
+    recorded = {'loss': 'ldam', 'class_weights': 'none', 'ldam_scale': 30.0}
+    assert create_loss_from_config(recorded, COUNTS).scale == 30.0
+    older_ce_run = {'loss': 'ce', 'class_weights': 'none', 'ldam_scale': 30.0, 'ldam_max_margin': 0.5}
+    assert isinstance(create_loss_from_config(older_ce_run, COUNTS), torch.nn.CrossEntropyLoss)
+    with pytest.raises(ValueError, match='the ce loss ignores ldam_scale'):
+        create_loss_from_config({**older_ce_run, 'ldam_scale': 10.0}, COUNTS)
+
+
 def test_bad_loss_arguments():
     with pytest.raises(ValueError, match="Unknown loss 'dice'"):
         create_loss('dice', COUNTS)

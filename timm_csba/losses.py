@@ -68,13 +68,18 @@ class LogitAdjustedLoss(nn.Module):
 class LDAMLoss(nn.Module):
     """LDAM: subtract a margin m_y proportional to n_y^(-1/4) (largest = max_margin) from the true-class logit,
     scale by s, then cross-entropy. With deferred re-weighting (DRW), class weights (effective number,
-    beta=0.9999) switch on from `drw_epoch`; call `set_epoch` at the start of every epoch."""
+    beta=0.9999) switch on from `drw_epoch`; call `set_epoch` at the start of every epoch.
+
+    The default s = 1 is for a classifier's raw logits, which is what timm models and the CSBA heads emit. Cao et
+    al.'s s = 30 belongs with their normalised last layer, whose cosine logits lie in [-1, 1]; on raw logits it
+    makes the softmax 30 times sharper and the margins 30 times wider (ELPV, LDAM-DRW without a sampler: train loss
+    6-10 and best validation macro-F1 0.48 at s = 30, train loss near 1 and 0.61 at s = 1; studies/elpv_recipe)."""
 
     def __init__(
             self,
             class_counts: Sequence[int],
             max_margin: float = 0.5,
-            scale: float = 30.0,
+            scale: float = 1.0,
             drw_epoch: Optional[int] = None,
             drw_beta: float = 0.9999,
     ):
@@ -134,7 +139,7 @@ def create_loss(
         focal_gamma: float = 2.0,
         la_tau: float = 1.0,
         ldam_max_margin: float = 0.5,
-        ldam_scale: float = 30.0,
+        ldam_scale: float = 1.0,
         drw_epoch: Optional[int] = None,
         ordinal_scale: float = 10.0,
         sampler: str = 'none',
@@ -179,11 +184,18 @@ _OPTION_LOSSES = {'label_smoothing': ('ce',), 'focal_gamma': ('focal',), 'la_tau
 _DEFAULTS = {key: inspect.signature(create_loss).parameters[key].default for key in _OPTION_LOSSES}
 _CONFIG_OPTIONS = ('label_smoothing', 'focal_gamma', 'la_tau', 'ldam_max_margin', 'ldam_scale', 'drw_epoch',
                    'ordinal_scale', 'sampler')
+# what an option defaulted to in earlier versions: a run's args.yaml records every option, so an older run resumed
+# (or diagnosed) with another loss carries it, and it was no choice (LDAM's scale defaulted to 30 until 2026-12-05)
+_EARLIER_DEFAULTS = {'ldam_scale': 30.0}
 
 
 def create_loss_from_config(config: Mapping[str, Any], class_counts: Sequence[int]) -> nn.Module:
     """Return the loss a train.py config describes (its args or a run's args.yaml; missing keys take defaults)."""
+    name = config.get('loss', 'ce')
     weights = config.get('class_weights', 'inverse')
-    return create_loss(
-        config.get('loss', 'ce'), class_counts, class_weights=None if weights == 'none' else weights,
-        **{key: config[key] for key in _CONFIG_OPTIONS if config.get(key) is not None})
+    options = {key: config[key] for key in _CONFIG_OPTIONS if config.get(key) is not None}
+    recorded_defaults = [key for key, value in options.items()
+                         if name not in _OPTION_LOSSES.get(key, (name,)) and value == _EARLIER_DEFAULTS.get(key)]
+    for key in recorded_defaults:
+        del options[key]
+    return create_loss(name, class_counts, class_weights=None if weights == 'none' else weights, **options)

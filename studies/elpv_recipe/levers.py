@@ -85,6 +85,8 @@ LEVERS = {
     'logit_adjusted': ['--loss', 'logit_adjusted'],
     # label-distribution-aware margins with deferred re-weighting from 80 % of training, as Cao et al. 2019 run it
     'ldam_drw': ['--sampler', 'none', '--loss', 'ldam', '--drw-epoch', '120'],
+    # Cao et al.'s scale s = 30 is for cosine logits in [-1, 1]; our heads' logits are not normalised
+    'ldam_scale_1': ['--ldam-scale', '1'],
     'focal': ['--loss', 'focal'],  # gamma 2, the paper's Variant II, under the recipe's sampler
     'no_sampler': ['--sampler', 'none'],  # the recipe's square-root sampler, ablated at its full length
 }
