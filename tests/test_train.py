@@ -109,6 +109,7 @@ def test_resume_after_kill_is_bit_exact(smoke_run, smoke_train_command, tmp_path
     assert resumed.keys() == uninterrupted.keys()
     assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed)
     assert (run / 'metrics.jsonl').read_text().count('\n') == 4
+    assert yaml.safe_load((run / 'args.yaml').read_text())['config'] == SMOKE  # the preset, not its own args.yaml
     assert json.loads((run / 'test_metrics.json').read_text())['macro_f1'] == \
         json.loads((smoke_run / 'test_metrics.json').read_text())['macro_f1']
     # every epoch's validation logits survive the kill as they are, and are the ones each epoch was scored on
