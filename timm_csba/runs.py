@@ -128,7 +128,7 @@ def resolve_config(parser: argparse.ArgumentParser, argv: Sequence[str],
     _check_preset_values(parser, args, config_path)
     # a run resumed from its own args.yaml keeps the name of the preset it was started from (its card cites it)
     resumed_from_own_args = known.config is None and known.resume
-    args.config = preset.get('config') or config_path if resumed_from_own_args else config_path
+    args.config = (preset.get('config') or config_path) if resumed_from_own_args else config_path
     if args.resume and known.output_dir is None:  # a resumed run stays where it is now, wherever it was started
         args.output_dir = str(run_dir_of(Path(args.resume)))
     elif args.output_dir is None:
