@@ -399,6 +399,14 @@ def test_existing_run_is_not_overwritten_and_resume_checks_identity(smoke_run, c
     assert code != 0 and "different model ('csba_squeeze' there, 'csba_squeeze_sum' here)" in stderr
 
 
+def test_output_dir_that_is_a_file_is_one_line(tmp_path, capsys):
+    taken = tmp_path / 'notes.txt'
+    taken.write_text('not a run')
+    code, stderr = _train_here(capsys, '--output-dir', str(taken))
+    assert code != 0 and f'cannot make the run directory {taken} (File exists)' in stderr
+    assert 'Traceback' not in stderr and taken.read_text() == 'not a run'
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     run = tmp_path / 'nan'
     result = _train('--output-dir', str(run), '--opt', 'sgd', '--lr', '1e30', '--epochs', '2', check=False)

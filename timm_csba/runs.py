@@ -156,7 +156,11 @@ def prepare_run_dir(args: argparse.Namespace, out_dir: Path) -> None:
         if changed:
             raise RunError('--resume of a run with a different ' + ', '.join(
                 f'{k} ({saved.get(k)!r} there, {getattr(args, k)!r} here)' for k in changed))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file of that name, or a place this user cannot write
+        raise RunError(f'cannot make the run directory {out_dir} ({e.strerror}); pass --output-dir a folder you can '
+                       f'write') from None
     write_yaml(out_dir / 'args.yaml', {k: v for k, v in vars(args).items() if k not in NOT_SAVED})
 
 
