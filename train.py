@@ -41,7 +41,7 @@ from timm_csba.distill import DistillError, distill_targets, load_teacher
 from timm_csba.files import atomic_path, write_json, write_text
 from timm_csba.fused_norm_act import FusedNormActError, use_fused_norm_act
 from timm_csba.hub import load_pretrained, pretrained_num_classes, save_pretrained
-from timm_csba.losses import LOSSES, SOFT_TARGET_LOSSES, create_loss_from_config
+from timm_csba.losses import LOSSES, SOFT_TARGET_LOSSES, check_loss_config, create_loss_from_config
 from timm_csba.metrics import (METRICS, classification_metrics, save_confusion_matrix, save_epoch_logits,
                                save_predictions)
 from timm_csba.runs import (RunError, TrainState, latest_checkpoint, non_negative_float, non_negative_int,
@@ -187,6 +187,10 @@ late = [m for m in args.decay_milestones if m >= args.epochs] if args.sched == '
 if late:
     sys.exit(f'error: --decay-milestones {" ".join(map(str, late))} fall at or after --epochs {args.epochs} and would '
              f'never decay; pass milestones below it with --decay-milestones or train longer')
+try:  # before the data is decoded; a resumed run's args.yaml may record an earlier version's defaults
+    check_loss_config(vars(args), recorded=args.resume is not None)
+except ValueError as e:
+    sys.exit(f'error: {e}')
 if args.torchcompile_mode and not args.torchcompile:
     sys.exit('error: --torchcompile-mode applies with --torchcompile; add --torchcompile or drop the mode')
 if args.fused_norm_act and not args.channels_last:
@@ -340,8 +344,8 @@ except DatasetError as e:  # an undecodable image while filling the pixel cache
 
 # ------------------------------------------------------------------------------------------------ loss, optimizer
 try:
-    criterion = create_loss_from_config(vars(args), counts)
-except ValueError as e:  # an option the loss would ignore, or weights for a class without images
+    criterion = create_loss_from_config(vars(args), counts, recorded=args.resume is not None)
+except ValueError as e:  # weights for a class without images (the options were checked above)
     sys.exit(f'error: {e}')
 mixup = None
 if args.mixup or args.cutmix:

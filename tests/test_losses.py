@@ -79,16 +79,19 @@ def test_ldam_margins_and_deferred_reweighting():
 
 def test_ldam_scales_raw_logits_by_one_unless_asked():
     """The default scale leaves the classifier's raw logits as they are; a run recorded under the old default 30
-    keeps its scale, and with another loss that recorded 30 is no choice of the user's (resume, diagnose)."""
+    keeps its scale, and with another loss that recorded 30 is no choice of the user's (resume, diagnose); a new
+    run that asks for it with another loss is refused."""
     m = [0.5 * 3 ** -0.25, 0.5]
     plain = create_loss('ldam', COUNTS, class_weights=None)
     assert plain(LOGITS, TARGET).item() == pytest.approx((_nll(2 - m[0], 0) + _nll(1 - m[1], 0)) / 2, rel=1e-6)
     recorded = {'loss': 'ldam', 'class_weights': 'none', 'ldam_scale': 30.0}
     assert create_loss_from_config(recorded, COUNTS).scale == 30.0
     older_ce_run = {'loss': 'ce', 'class_weights': 'none', 'ldam_scale': 30.0, 'ldam_max_margin': 0.5}
-    assert isinstance(create_loss_from_config(older_ce_run, COUNTS), torch.nn.CrossEntropyLoss)
+    assert isinstance(create_loss_from_config(older_ce_run, COUNTS, recorded=True), torch.nn.CrossEntropyLoss)
     with pytest.raises(ValueError, match='the ce loss ignores ldam_scale'):
-        create_loss_from_config({**older_ce_run, 'ldam_scale': 10.0}, COUNTS)
+        create_loss_from_config(older_ce_run, COUNTS)  # --loss ce --ldam-scale 30 on a new run's command line
+    with pytest.raises(ValueError, match='the ce loss ignores ldam_scale'):
+        create_loss_from_config({**older_ce_run, 'ldam_scale': 10.0}, COUNTS, recorded=True)
 
 
 def test_bad_loss_arguments():

@@ -104,6 +104,9 @@ def test_resume_after_kill_is_bit_exact(smoke_run, smoke_train_command, tmp_path
     proc.wait()
     assert not (run / 'test_metrics.json').exists(), 'the run was not interrupted'
 
+    # as an older version recorded it: LDAM's scale at its earlier default, which the run's loss (ce) ignores
+    args_yaml = run / 'args.yaml'
+    args_yaml.write_text(args_yaml.read_text().replace('ldam_scale: 1.0', 'ldam_scale: 30.0'))
     _train('--resume', str(run), config=None)  # the run's own args.yaml
     resumed, uninterrupted = _final_weights(run), _final_weights(smoke_run)
     assert resumed.keys() == uninterrupted.keys()
@@ -176,6 +179,7 @@ def test_launcher_that_splits_processes_is_refused(tmp_path):
     (['--torchcompile', 'inductr'], "'inductr' is not a torch.compile backend"),
     (['--loss', 'dice'], "argument --loss: invalid choice: 'dice'"),
     (['--focal-gamma', '1'], 'the ce loss ignores focal_gamma; drop --focal-gamma'),
+    (['--ldam-scale', '30'], 'the ce loss ignores ldam_scale; drop --ldam-scale'),  # 30: LDAM's earlier default
     (['--mixup', '0.2', '--loss', 'focal'], 'the focal loss does not take; use --loss ce or ordinal'),
     (['--sam-rho', '-0.1'], '--sam-rho: SAM needs a neighbourhood radius rho > 0'),
     (['--sam-rho', '0.05', '--grad-accum-steps', '2'], '--sam-rho needs the whole gradient of an update'),

@@ -52,7 +52,7 @@ def _run_dir(model_dir: Path) -> Optional[Path]:
 def _criterion(run: Optional[Path], counts):
     """The run's loss with its class weights, or class-weighted cross-entropy when no run is known."""
     config = yaml.safe_load((run / 'args.yaml').read_text()) if run is not None else {}
-    criterion = create_loss_from_config(config, counts)
+    criterion = create_loss_from_config(config, counts, recorded=run is not None)
     if hasattr(criterion, 'set_epoch'):
         criterion.set_epoch(config.get('epochs', 0))  # the weights in force at the end of training
     return criterion

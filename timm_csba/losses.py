@@ -23,7 +23,7 @@ from .data import SAMPLERS, weights_from_counts
 
 __all__ = [
     'LOSSES', 'SOFT_TARGET_LOSSES', 'FocalLoss', 'LogitAdjustedLoss', 'LDAMLoss', 'OrdinalSoftLabelLoss', 'create_loss',
-    'create_loss_from_config',
+    'check_loss_config', 'create_loss_from_config',
 ]
 
 LOSSES = ('ce', 'focal', 'logit_adjusted', 'ldam', 'ordinal')
@@ -131,6 +131,22 @@ class OrdinalSoftLabelLoss(nn.Module):
         return (weight * per_sample).sum() / weight.sum()
 
 
+def _check_options(name: str, class_weights: Optional[str], sampler: str, options: Mapping[str, Any]) -> None:
+    """Raise ValueError for an unknown loss or sampler, or an option the loss would ignore (never a silent no-op)."""
+    if name not in LOSSES:
+        raise ValueError(f'Unknown loss {name!r}; choose one of {", ".join(LOSSES)}.')
+    if sampler not in SAMPLERS:
+        raise ValueError(f'Unknown sampler {sampler!r}; choose one of {", ".join(SAMPLERS)}.')
+    ignored = [key for key, value in options.items() if name not in _OPTION_LOSSES[key] and value != _DEFAULTS[key]]
+    if ignored:
+        raise ValueError(f'the {name} loss ignores {", ".join(ignored)}; drop '
+                         f'{", ".join("--" + k.replace("_", "-") for k in ignored)} or choose the loss that uses it '
+                         f'({", ".join(sorted({loss for k in ignored for loss in _OPTION_LOSSES[k]}))}).')
+    if class_weights and name == 'ldam':
+        raise ValueError(f'the ldam loss ignores class weights (deferred re-weighting brings its own); pass '
+                         f'--class-weights none (got {class_weights!r}).')
+
+
 def create_loss(
         name: str,
         class_counts: Sequence[int],
@@ -148,22 +164,9 @@ def create_loss(
     'sqrt_inverse', 'effective_number' or None (LDAM ignores them: DRW brings its own). `sampler` names the
     class-aware sampler that draws the batches (data.SAMPLERS), whose label distribution the logit adjustment
     removes: under 'balanced' sampling every class is equally likely and the adjustment is a constant."""
-    if name not in LOSSES:
-        raise ValueError(f'Unknown loss {name!r}; choose one of {", ".join(LOSSES)}.')
-    if sampler not in SAMPLERS:
-        raise ValueError(f'Unknown sampler {sampler!r}; choose one of {", ".join(SAMPLERS)}.')
-    # an option the chosen loss would ignore is an error, not a silent no-op
-    options = dict(label_smoothing=label_smoothing, focal_gamma=focal_gamma, la_tau=la_tau,
-                   ldam_max_margin=ldam_max_margin, ldam_scale=ldam_scale, drw_epoch=drw_epoch,
-                   ordinal_scale=ordinal_scale)
-    ignored = [key for key, value in options.items() if name not in _OPTION_LOSSES[key] and value != _DEFAULTS[key]]
-    if ignored:
-        raise ValueError(f'the {name} loss ignores {", ".join(ignored)}; drop '
-                         f'{", ".join("--" + k.replace("_", "-") for k in ignored)} or choose the loss that uses it '
-                         f'({", ".join(sorted({loss for k in ignored for loss in _OPTION_LOSSES[k]}))}).')
-    if class_weights and name == 'ldam':
-        raise ValueError(f'the ldam loss ignores class weights (deferred re-weighting brings its own); pass '
-                         f'--class-weights none (got {class_weights!r}).')
+    _check_options(name, class_weights, sampler, dict(
+        label_smoothing=label_smoothing, focal_gamma=focal_gamma, la_tau=la_tau, ldam_max_margin=ldam_max_margin,
+        ldam_scale=ldam_scale, drw_epoch=drw_epoch, ordinal_scale=ordinal_scale))
     weight = weights_from_counts(class_counts, class_weights) if class_weights else None
     if name == 'ce':
         return nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
@@ -189,13 +192,32 @@ _CONFIG_OPTIONS = ('label_smoothing', 'focal_gamma', 'la_tau', 'ldam_max_margin'
 _EARLIER_DEFAULTS = {'ldam_scale': 30.0}
 
 
-def create_loss_from_config(config: Mapping[str, Any], class_counts: Sequence[int]) -> nn.Module:
-    """Return the loss a train.py config describes (its args or a run's args.yaml; missing keys take defaults)."""
+def _config_arguments(config: Mapping[str, Any], recorded: bool) -> tuple:
+    """(name, class_weights, options) of create_loss from a train.py config; see create_loss_from_config."""
     name = config.get('loss', 'ce')
     weights = config.get('class_weights', 'inverse')
     options = {key: config[key] for key in _CONFIG_OPTIONS if config.get(key) is not None}
-    recorded_defaults = [key for key, value in options.items()
-                         if name not in _OPTION_LOSSES.get(key, (name,)) and value == _EARLIER_DEFAULTS.get(key)]
-    for key in recorded_defaults:
-        del options[key]
-    return create_loss(name, class_counts, class_weights=None if weights == 'none' else weights, **options)
+    if recorded:
+        earlier_defaults = [key for key, value in options.items()
+                            if name not in _OPTION_LOSSES.get(key, (name,)) and value == _EARLIER_DEFAULTS.get(key)]
+        for key in earlier_defaults:
+            del options[key]
+    return name, None if weights == 'none' else weights, options
+
+
+def check_loss_config(config: Mapping[str, Any], recorded: bool = False) -> None:
+    """Raise ValueError where create_loss_from_config would, before the data (and its class counts) is loaded."""
+    name, class_weights, options = _config_arguments(config, recorded)
+    sampler = options.pop('sampler', 'none')
+    _check_options(name, class_weights, sampler, {**_DEFAULTS, **options})
+
+
+def create_loss_from_config(config: Mapping[str, Any], class_counts: Sequence[int],
+                            recorded: bool = False) -> nn.Module:
+    """Return the loss a train.py config describes (its args or a run's args.yaml; missing keys take defaults).
+
+    `recorded`: the config is a run's args.yaml (a resumed or diagnosed run), where an option the loss ignores may
+    hold an earlier version's default; a new run's config that sets it is refused like any ignored option.
+    """
+    name, class_weights, options = _config_arguments(config, recorded)
+    return create_loss(name, class_counts, class_weights=class_weights, **options)
