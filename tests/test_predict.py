@@ -127,3 +127,25 @@ def test_evaluate_refuses_a_model_with_another_class_count(gray_model, tmp_path)
     with pytest.raises(SystemExit, match='predicts 4 classes, elpv has 2'):
         evaluate_main([str(gray_model), '--dataset-options', '{labels: binary}', '--out', str(tmp_path / 'e')])
     assert not (tmp_path / 'e').exists()
+
+
+@pytest.mark.parametrize('command, argv, flag, kind', [
+    ('timm_csba.predict', ['--model', '{model}', '{image}', '--output', '{taken}/p.csv'], '--output', 'file'),
+    ('timm_csba.evaluate', ['{model}', '--out', '{taken}'], '--out', 'folder'),
+    ('timm_csba.distill', ['{model}', '--out', '{taken}/t.npz'], '--out', 'file'),
+    ('timm_csba.diagnose', ['--model-dir', '{model}', '--out', '{taken}'], '--out', 'folder'),
+    ('timm_csba.hub.__main__', ['export', '{model}', '--to', '{taken}'], '--to', 'folder'),
+    ('timm_csba.hub.__main__', ['seed-cache', '{model}', '--cache-dir', '{taken}/hub'], '--cache-dir', 'folder'),
+])
+def test_an_output_path_that_cannot_be_written_is_one_line_before_any_work(gray_model, tmp_path, command, argv, flag,
+                                                                         kind):
+    """A file where an output folder (or an output file's folder) must go: one line naming the option and the fix,
+    raised before the model or data load, and the file is left as it was."""
+    import importlib
+    taken = tmp_path / 'notes.txt'
+    taken.write_text('not an output')
+    argv = [a.format(model=gray_model, image=ELPV_IMAGES[0], taken=taken) for a in argv]
+    with pytest.raises(SystemExit) as stop:
+        importlib.import_module(command).main(argv)
+    assert str(stop.value).startswith(f'error: {flag} {taken}') and f'pass {flag} a {kind} path' in str(stop.value)
+    assert taken.read_text() == 'not an output'

@@ -23,7 +23,7 @@ import yaml
 from .data import (DATASET_ARGUMENTS, SPLITS, DatasetError, add_dataset_arguments, attach_transform,
                    build_dataset_from_args, build_transforms, class_counts, error_line)
 from .diagnostics import Diagnostics, LossGap, RunDiagnostics, analyze, plot_comparison, plot_matrix
-from .files import atomic_path, file_sha256, write_json
+from .files import OutputPathError, atomic_path, check_output_path, file_sha256, write_json
 from .losses import create_loss_from_config
 from .runs import non_negative_int, positive_int
 
@@ -113,6 +113,10 @@ def main(argv=None) -> None:
         saved = yaml.safe_load((run / 'args.yaml').read_text())
         parser.set_defaults(**{key: saved[key] for key in DATASET_ARGUMENTS if key in saved})
     args = parser.parse_args(argv)
+    try:
+        check_output_path(args.out, '--out', folder=True)  # before minutes of gradients
+    except OutputPathError as e:
+        sys.exit(f'error: {e}')
 
     from accelerate import Accelerator
     accelerator = Accelerator()

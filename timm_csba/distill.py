@@ -27,7 +27,7 @@ import torch
 from .calibration import fold_logit_offsets
 from .data import DatasetError, add_dataset_arguments, build_run_dataset
 from .evaluate import split_probabilities
-from .files import atomic_path
+from .files import OutputPathError, atomic_path, check_output_path
 from .hub import source_config
 from .predict import TTA, PredictError, load_model
 from .runs import positive_int
@@ -106,10 +106,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument('--out', required=True, help='the teacher file to write (.npz)')
     args = parser.parse_args(argv)
     try:
+        check_output_path(args.out, '--out')
         split = build_run_dataset(args, splits=('train',))[0]['train']
         names = split.features['label'].names
         labels, probabilities = teacher_probabilities(args.models, split, args.tta, args.batch_size)
-    except (PredictError, DatasetError, OSError) as e:
+    except (PredictError, DatasetError, OutputPathError, OSError) as e:
         sys.exit(f'error: {e}')
     save_teacher(Path(args.out), labels, probabilities, args.models)
     accuracy = (probabilities.argmax(1) == labels).float().mean().item()

@@ -27,7 +27,7 @@ import torch
 
 from .data import (SPLITS, DatasetError, add_dataset_arguments, attach_transform, build_dataset_from_args,
                    build_transforms)
-from .files import atomic_path, write_json
+from .files import OutputPathError, atomic_path, check_output_path, write_json
 from .metrics import classification_metrics, save_confusion_matrix, save_predictions
 from .predict import TTA, PredictError, load_model, tta_probabilities
 from .runs import positive_int
@@ -75,19 +75,19 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument('--out', help='output folder (default: evaluations/<model>-<dataset>-<split>)')
     args = parser.parse_args(argv)
     try:
+        out = check_output_path(args.out or _default_out(args.model, args), '--out', folder=True)
+        split = build_dataset_from_args(args)[args.split]  # first: a bad dataset name fails before Hub retries
         model = load_model(args.model)
-        split = build_dataset_from_args(args)[args.split]
         names = split.features['label'].names
         if model.num_classes != len(names):
             raise PredictError(f'{args.model} predicts {model.num_classes} classes, {args.dataset} has {len(names)} '
                                f'({", ".join(names)}); pass the dataset the model was trained on.')
         labels, probabilities = split_probabilities(model, split, tta=args.tta, batch_size=args.batch_size)
         metrics = classification_metrics(labels, probabilities.argmax(-1), names)
-    except (PredictError, DatasetError) as e:
+    except (PredictError, DatasetError, OutputPathError) as e:
         sys.exit(f'error: {e}')
     metrics.update(split=args.split, model=args.model, dataset=args.dataset, split_seed=args.split_seed,
                    tta=args.tta)
-    out = Path(args.out) if args.out else _default_out(args.model, args)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / f'{args.split}_metrics.json', metrics)
     # log-probabilities are logits of the same softmax, so the CSV is train.py's test_predictions.csv

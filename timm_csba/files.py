@@ -10,7 +10,31 @@ from typing import Any, Iterator
 
 import yaml
 
-__all__ = ['atomic_path', 'atomic_dir', 'write_text', 'write_json', 'write_yaml', 'replace_dir', 'file_sha256']
+__all__ = ['OutputPathError', 'check_output_path', 'atomic_path', 'atomic_dir', 'write_text', 'write_json', 'write_yaml',
+           'replace_dir', 'file_sha256']
+
+
+class OutputPathError(ValueError):
+    """An output path that cannot be written; the message names it and why."""
+
+
+def check_output_path(path: os.PathLike, flag: str, folder: bool = False) -> Path:
+    """Raise OutputPathError unless `path` can be written as a file (or, with `folder`, made as a folder): before a
+    command's work, so a bad --out costs nothing and leaves nothing. `flag` names the option in the message."""
+    path = Path(path)
+    kind = 'folder' if folder else 'file'
+    if path.exists() and path.is_dir() != folder:
+        problem = 'is a file' if folder else 'is a folder'
+    else:
+        parent = path if folder and path.exists() else path.parent
+        while not parent.exists() and parent != parent.parent:  # the folders make_dirs would create
+            parent = parent.parent
+        problem = ('has a file where a folder must be' if not parent.is_dir() else
+                   f'is in {parent}, which this user cannot write' if not os.access(parent, os.W_OK | os.X_OK)
+                   else None)
+    if problem:
+        raise OutputPathError(f'{flag} {path} {problem}; pass {flag} a {kind} path you can write')
+    return path
 
 
 @contextmanager

@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 
 from .data import build_transforms
+from .files import OutputPathError, atomic_path, check_output_path
 from .hub import load_pretrained
 from .runs import non_negative_int, positive_int
 
@@ -161,13 +162,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parser.parse_args(argv)
     fmt = args.format or ('json' if args.output and args.output.endswith('.json') else 'csv')
     try:
+        if args.output:
+            check_output_path(args.output, '--output')
         model = load_model(args.model)
         rows = predict(model, find_images(args.images), top_k=args.top_k, batch_size=args.batch_size,
                        num_workers=args.num_workers, tta=args.tta)
-    except PredictError as e:
+    except (PredictError, OutputPathError) as e:
         sys.exit(f'error: {e}')
     if args.output:
-        from .files import atomic_path
         with atomic_path(args.output) as tmp, open(tmp, 'w', newline='') as f:
             _write(rows, fmt, f)
         print(f'wrote {len(rows)} predictions to {args.output}', file=sys.stderr)

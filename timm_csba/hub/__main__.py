@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ..files import OutputPathError, check_output_path
 from ..models.csba_squeeze import HF_HUB_ORG
 from .cache import seed_cache
 from .errors import HubError
@@ -57,6 +58,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parser.parse_args(argv)
     try:
         if args.command == 'export':
+            check_output_path(args.to, '--to', folder=True)
             folder = export_run(args.run_dir, args.to, args.seeds, args.diagnostics, args.study,
                                 args.weights_dtype)
             print(f'staged {folder}')
@@ -78,9 +80,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             if commit is not None:
                 print(f'commit {commit.oid}: {commit.pr_url or commit.commit_url}')
         else:
+            if args.cache_dir:
+                check_output_path(args.cache_dir, '--cache-dir', folder=True)
             for repo_id in seed_cache(args.paths, org=args.org, cache_dir=args.cache_dir):
                 print(f'cached {repo_id}')
-    except HubError as e:
+    except (HubError, OutputPathError) as e:
         sys.exit(f'error: {e}')
 
 
