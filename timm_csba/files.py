@@ -24,16 +24,15 @@ def check_output_path(path: os.PathLike, flag: str, folder: bool = False) -> Pat
     path = Path(path)
     kind = 'folder' if folder else 'file'
     if path.exists() and path.is_dir() != folder:
-        problem = 'is a file' if folder else 'is a folder'
+        problem = ' is a file' if folder else ' is a folder'
     else:
         parent = path if folder and path.exists() else path.parent
-        while not parent.exists() and parent != parent.parent:  # the folders make_dirs would create
+        while not parent.exists() and parent != parent.parent:  # up to what mkdir(parents=True) would start from
             parent = parent.parent
-        problem = ('has a file where a folder must be' if not parent.is_dir() else
-                   f'is in {parent}, which this user cannot write' if not os.access(parent, os.W_OK | os.X_OK)
-                   else None)
+        problem = (f': {parent} is a file, not a folder' if not parent.is_dir() else
+                   f': this user cannot write in {parent}' if not os.access(parent, os.W_OK | os.X_OK) else None)
     if problem:
-        raise OutputPathError(f'{flag} {path} {problem}; pass {flag} a {kind} path you can write')
+        raise OutputPathError(f'{flag} {path}{problem}; pass {flag} a {kind} path you can write')
     return path
 
 
