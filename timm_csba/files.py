@@ -1,4 +1,5 @@
-"""Atomic file and folder writes: a kill mid-write leaves the previous version or nothing, never half a file."""
+"""Output files and folders: checked before a command's work, then written atomically (a kill mid-write leaves the
+previous version or nothing, never half a file)."""
 import hashlib
 import json
 import os
