@@ -209,7 +209,7 @@ def check_loss_config(config: Mapping[str, Any], recorded: bool = False) -> None
     """Raise ValueError where create_loss_from_config would, before the data (and its class counts) is loaded."""
     name, class_weights, options = _config_arguments(config, recorded)
     sampler = options.pop('sampler', 'none')
-    _check_options(name, class_weights, sampler, {**_DEFAULTS, **options})
+    _check_options(name, class_weights, sampler, options)  # options left out are at their defaults
 
 
 def create_loss_from_config(config: Mapping[str, Any], class_counts: Sequence[int],
