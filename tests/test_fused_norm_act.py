@@ -2,6 +2,7 @@
 running statistics), leaves the weights and keys alone, steps aside where it does not apply, and a failed build is
 one line."""
 import copy
+from types import SimpleNamespace
 
 import pytest
 import timm
@@ -41,6 +42,18 @@ def _step(layer, x, grad):
     return y.detach(), x.grad, layer.weight.grad, layer.bias.grad
 
 
+def _count_eval_kernel_calls(monkeypatch):
+    """A list that gets an entry each time a layer runs the eval kernel."""
+    kernel, calls = fused_norm_act.load_kernel(), []
+
+    def inference(*args):
+        calls.append(args[0].shape)
+        return kernel.inference(*args)
+
+    monkeypatch.setattr(fused_norm_act, 'load_kernel', lambda: SimpleNamespace(inference=inference))
+    return calls
+
+
 def _max_rel(a, b):
     return ((a.double() - b.double()).abs().max() / b.double().abs().max()).item()
 
@@ -72,10 +85,38 @@ def test_running_statistics_follow_batchnorm(momentum):
     torch.testing.assert_close(fused.running_var, plain.running_var, rtol=1e-5, atol=1e-6)
 
 
-def test_eval_and_nchw_take_batchnorm_act_itself():
+@pytest.mark.parametrize('act', list(ACTS))
+@pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
+def test_eval_without_gradients_matches_batchnorm_act(act, dtype, monkeypatch):
+    plain, fused = _pair(16, act)
+    eval_calls = _count_eval_kernel_calls(monkeypatch)
+    with torch.no_grad():  # running statistics away from 0 and 1, and a negative scale: the fold must keep the sign
+        for layer in (plain, fused):
+            layer.running_mean.copy_(torch.linspace(-1, 1, 16))
+            layer.running_var.copy_(torch.linspace(0.5, 2, 16))
+            layer.weight[0] = -0.7
+    x = _map((4, 16, 12, 12), dtype)
+    plain.eval(), fused.eval()
+    with torch.inference_mode():
+        got, reference = fused(x), copy.deepcopy(plain).double()(x.double())
+    assert got.dtype == dtype and got.is_contiguous(memory_format=torch.channels_last)
+    assert _max_rel(got, reference) < (1e-6 if dtype == torch.float32 else 1e-2)
+    with torch.no_grad():
+        assert torch.equal(fused(x), got)  # no_grad takes the kernel too, and it is deterministic
+    assert len(eval_calls) == 2
+
+
+def test_eval_with_gradients_and_nchw_take_batchnorm_act_itself(monkeypatch):
     plain, fused = _pair(16, 'leaky_relu')
+    eval_calls = _count_eval_kernel_calls(monkeypatch)
     x = _map((4, 16, 12, 12))
-    assert torch.equal(fused.eval()(x), plain.eval()(x))  # running statistics: no kernel
+    plain.eval(), fused.eval()
+    # eval with a gradient to take (e.g. saliency maps): the kernel has no eval backward, so timm's layer runs
+    got, reference = _step(fused, x, torch.ones_like(x)), _step(plain, x, torch.ones_like(x))
+    assert all(torch.equal(g, r) for g, r in zip(got, reference))
+    with torch.no_grad():
+        fused(x.contiguous())  # NCHW
+    assert not eval_calls
     nchw = x.contiguous()
     assert torch.equal(fused.train()(nchw), plain.train()(nchw))
     assert torch.equal(fused.running_mean, plain.running_mean)
@@ -105,6 +146,8 @@ def test_csba_squeeze_trains_the_same_with_the_same_weights():
     assert ((fused_grad - plain_grad).norm() / plain_grad.norm()).item() < 0.02
     for key, value in plain.state_dict().items():  # running statistics after the step
         torch.testing.assert_close(fused.state_dict()[key], value, rtol=1e-4, atol=1e-6)
+    with torch.no_grad():  # validation: all 17 layers on the eval kernel
+        torch.testing.assert_close(fused.eval()(x), plain.eval()(x), rtol=1e-4, atol=1e-5)
 
 
 def test_model_without_batchnorm_act_layers_is_left_alone():

@@ -3,16 +3,17 @@
 On the 2-core CPU, csba_squeeze's BatchNorm and LeakyReLU layers cost about a quarter of a bf16 training step
 (measured by removing them), although they do a few flops per element: each is a pass over maps such as the stem's
 64 x 112 x 112 per image. `csrc/batchnorm_act.cpp` runs the pair as two passes forward and two backward instead of
-three and three (see its header), with the same function and the same parameters and buffers, so weights,
-checkpoints and `best/` are those of the plain model.
+three and three in training, and as one pass instead of two in eval (see its header), with the same function and
+the same parameters and buffers, so weights, checkpoints and `best/` are those of the plain model.
 
     from timm_csba.fused_norm_act import use_fused_norm_act
     layers = use_fused_norm_act(model)      # train.py --fused-norm-act; returns how many layers it took over
 
 The kernel is C++ compiled on first use (torch.utils.cpp_extension: a C++ compiler and ninja, about 25 s, then
-cached by torch). It serves a layer only where it applies: training mode, a channels-last CPU input in float32 or
-bfloat16, affine parameters in float32, running statistics tracked (or none), no drop layer. Everything else (eval,
-CUDA, NCHW, fp16) takes timm's BatchNormAct2d path, which the kernel matches to float rounding.
+cached by torch). It serves a layer only where it applies: a channels-last CPU input in float32 or bfloat16, affine
+parameters in float32, no drop layer; in training mode running statistics tracked (or none), in eval mode running
+statistics and no gradient to take (validation, inference). Everything else (CUDA, NCHW, fp16, eval with gradients)
+takes timm's BatchNormAct2d path, which the kernel matches to float rounding.
 """
 import functools
 from pathlib import Path
@@ -93,15 +94,20 @@ class BatchNormActFunction(torch.autograd.Function):
 
 
 class FusedBatchNormAct2d(BatchNormAct2d):
-    """timm's BatchNormAct2d whose training forward runs the fused CPU kernel where it applies (module docstring).
+    """timm's BatchNormAct2d whose forward runs the fused CPU kernel where it applies (module docstring).
 
     Made from an existing layer by `use_fused_norm_act` (the class is swapped in place), never constructed for a
     checkpoint: the parameters, buffers and state_dict are BatchNormAct2d's.
     """
 
     def _fused_applies(self, x: torch.Tensor) -> bool:
+        if self.training:
+            statistics_ok = self.track_running_stats or self.running_mean is None
+        else:  # the running statistics, and no gradient to take (the eval kernel has no backward)
+            statistics_ok = self.running_mean is not None and not (torch.is_grad_enabled() and any(
+                t.requires_grad for t in (x, self.weight, self.bias)))
         return (
-            self.training
+            statistics_ok
             and x.device.type == 'cpu'
             and x.dim() == 4
             and x.dtype in (torch.float32, torch.bfloat16)
@@ -109,7 +115,6 @@ class FusedBatchNormAct2d(BatchNormAct2d):
             and x.numel() > x.shape[1]  # one value per channel: leave BatchNorm's own error to BatchNorm
             and self.affine
             and self.weight.dtype == torch.float32
-            and (self.track_running_stats or self.running_mean is None)
             and isinstance(self.drop, nn.Identity)
             and activation_slope(self.act) is not None
         )
@@ -117,7 +122,13 @@ class FusedBatchNormAct2d(BatchNormAct2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self._fused_applies(x):
             return super().forward(x)
-        y, mean, var = BatchNormActFunction.apply(x, self.weight, self.bias, self.eps, activation_slope(self.act))
+        slope = activation_slope(self.act)
+        if not self.training:
+            # BatchNorm with running statistics is a per-channel affine map: fold it, then one pass over the map
+            scale = self.weight * torch.rsqrt(self.running_var.float() + self.eps)
+            shift = self.bias - self.running_mean.float() * scale
+            return load_kernel().inference(x, scale, shift, slope)
+        y, mean, var = BatchNormActFunction.apply(x, self.weight, self.bias, self.eps, slope)
         if self.track_running_stats:
             self._update_running_stats(mean, var, rows=x.numel() // x.shape[1])
         return y
