@@ -21,10 +21,9 @@ from timm.layers import BatchNormAct2d
 
 import timm_csba  # noqa: F401
 from timm_csba.fused_norm_act import use_fused_norm_act
-from timm_csba.runs import non_negative_int, positive_int
 from timm_csba.runtime import hold_freed_memory, native_bf16
 
-from speed import interleaved_medians
+from speed import add_step_arguments, interleaved_medians
 
 
 class EverySecondPixel(nn.Module):
@@ -86,13 +85,7 @@ def make_steps(name, change, bf16, args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--threads', type=positive_int, default=torch.get_num_threads(), help='torch CPU threads')
-    parser.add_argument('--batch-size', type=positive_int, default=32, help='images per batch')
-    parser.add_argument('--img-size', type=positive_int, default=224, help='square input size (even)')
-    parser.add_argument('--in-chans', type=positive_int, default=1, help='input channels (ELPV cells: 1)')
-    parser.add_argument('--num-classes', type=positive_int, default=4, help='classes (ELPV grades: 4)')
-    parser.add_argument('--warmup', type=non_negative_int, default=2, help='untimed calls per step before timing')
-    parser.add_argument('--rounds', type=positive_int, default=9, help='timed round-robin rounds (median is reported)')
+    add_step_arguments(parser, rounds=9)
     args = parser.parse_args()
     if args.img_size % 2:
         parser.error(f'--img-size {args.img_size}: use an even size, so that the max-pool stand-in keeps the shapes')

@@ -124,15 +124,21 @@ def interleaved_medians(fns: dict, warmup: int, rounds: int) -> dict:
     return {key: statistics.median(t) for key, t in times.items()}
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_step_arguments(parser: argparse.ArgumentParser, rounds: int) -> None:
+    """The options of a timed step shared by the benchmarks: threads, batch and input shape, warmup and rounds."""
     parser.add_argument('--threads', type=positive_int, default=torch.get_num_threads(), help='torch CPU threads')
     parser.add_argument('--batch-size', type=positive_int, default=32, help='images per batch')
     parser.add_argument('--img-size', type=positive_int, default=224, help='square input size')
     parser.add_argument('--in-chans', type=positive_int, default=1, help='input channels (ELPV cells: 1)')
     parser.add_argument('--num-classes', type=positive_int, default=4, help='classes (ELPV grades: 4)')
     parser.add_argument('--warmup', type=non_negative_int, default=2, help='untimed calls per step before timing')
-    parser.add_argument('--rounds', type=positive_int, default=7, help='timed round-robin rounds (median is reported)')
+    parser.add_argument('--rounds', type=positive_int, default=rounds, help='timed round-robin rounds (median is '
+                        'reported)')
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_step_arguments(parser, rounds=7)
     parser.add_argument('--no-compile', action='store_true', help='leave out the torch.compile rows')
     parser.add_argument('--models', nargs='+', default=list(MODELS), help='timm model names')
     args = parser.parse_args()
