@@ -13,17 +13,13 @@ Rows (the "no ..." rows are not models: each changes the function, and only boun
 """
 import argparse
 
-import timm
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from timm.layers import BatchNormAct2d
 
-import timm_csba  # noqa: F401
-from timm_csba.fused_norm_act import use_fused_norm_act
 from timm_csba.runtime import hold_freed_memory, native_bf16
 
-from speed import add_step_arguments, interleaved_medians
+from speed import add_step_arguments, interleaved_medians, make_steps
 
 
 class EverySecondPixel(nn.Module):
@@ -33,54 +29,25 @@ class EverySecondPixel(nn.Module):
         return x[:, :, ::2, ::2].contiguous(memory_format=torch.channels_last)
 
 
-def without_max_pool(model: nn.Module) -> nn.Module:
+def without_max_pool(model: nn.Module) -> None:
     for stage in model.stages:
         if isinstance(stage[0], nn.MaxPool2d):
             stage[0] = EverySecondPixel()
-    return model
 
 
-def without_norm_act(model: nn.Module) -> nn.Module:
+def without_norm_act(model: nn.Module) -> None:
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, BatchNormAct2d):
                 setattr(parent, name, nn.Identity())
-    return model
 
 
 ROWS = {
-    'fast path': ('csba_squeeze', lambda m: m),
+    'fast path': ('csba_squeeze', None),
     'no max pool': ('csba_squeeze', without_max_pool),
     'no norm+act': ('csba_squeeze', without_norm_act),
-    'resnet18': ('resnet18', lambda m: m),
+    'resnet18': ('resnet18', None),
 }
-
-
-def make_steps(name, change, bf16, args):
-    """(train step, inference step) of one model on the fast path."""
-    model = timm.create_model(name, num_classes=args.num_classes, in_chans=args.in_chans)
-    model = model.to(memory_format=torch.channels_last)
-    use_fused_norm_act(model)
-    model = change(model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    x = torch.randn(args.batch_size, args.in_chans, args.img_size, args.img_size)
-    x = x.contiguous(memory_format=torch.channels_last)
-    target = torch.randint(0, args.num_classes, (args.batch_size,))
-
-    def train():
-        model.train()
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
-            loss = F.cross_entropy(model(x), target)
-        loss.backward()
-        optimizer.step()
-
-    def infer():
-        model.eval()
-        with torch.inference_mode(), torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
-            model(x)
-
-    return train, infer
 
 
 def main():
@@ -94,7 +61,9 @@ def main():
     torch.manual_seed(0)
     hold_freed_memory()
     bf16 = native_bf16(torch.device('cpu'))
-    steps = {row: make_steps(name, change, bf16, args) for row, (name, change) in ROWS.items()}
+    # the fast path without tensor input (one input tensor for every row), with the row's change
+    steps = {row: make_steps(name, True, bf16, False, False, True, args, change=change)
+             for row, (name, change) in ROWS.items()}
     train_s = interleaved_medians({row: s[0] for row, s in steps.items()}, args.warmup, args.rounds)
     infer_s = interleaved_medians({row: s[1] for row, s in steps.items()}, args.warmup, args.rounds)
 

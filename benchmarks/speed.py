@@ -65,13 +65,16 @@ def paths(bf16_ok: bool, with_compile: bool) -> dict:
     return table
 
 
-def make_steps(name, channels_last, bf16, compile_model, tensor_input, fused, args):
-    """Return (train step, inference step) closures for one model under one path."""
+def make_steps(name, channels_last, bf16, compile_model, tensor_input, fused, args, change=None):
+    """Return (train step, inference step) closures for one model under one path; `change(model)` (optional) edits
+    the model in place before it is compiled and given its optimizer."""
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = timm.create_model(name, num_classes=args.num_classes, in_chans=args.in_chans)
     model = model.to(memory_format=memory_format)
     if fused:
         use_fused_norm_act(model)
+    if change is not None:
+        change(model)
     if compile_model:
         model.compile(dynamic=False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)

@@ -124,6 +124,21 @@ const T* rows_ptr(const at::Tensor& rows) { return reinterpret_cast<const T*>(ro
 template <typename T>
 T* mutable_rows_ptr(const at::Tensor& rows) { return reinterpret_cast<T*>(rows.data_ptr()); }
 
+// act(input * scale + shift) per channel into a new channels-last map: the last pass of the training forward, and
+// the whole eval forward
+template <typename T>
+at::Tensor scale_shift_act(const at::Tensor& input, const float* scale, const float* shift, float slope) {
+  const at::Tensor xr = as_rows(input);
+  const int64_t C = xr.size(1);
+  const T* x = rows_ptr<T>(xr);
+  at::Tensor output = at::empty_like(input, at::MemoryFormat::ChannelsLast);
+  T* y = mutable_rows_ptr<T>(as_rows(output));
+  at::parallel_for(0, xr.size(0), kGrainRows, [&](int64_t begin, int64_t end) {
+    normalize_act_rows(x + begin * C, y + begin * C, end - begin, C, scale, shift, slope);
+  });
+  return output;
+}
+
 template <typename T>
 at::Tensor forward_impl(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias, at::Tensor& mean,
                         at::Tensor& invstd, at::Tensor& var, double eps, float slope) {
@@ -147,12 +162,7 @@ at::Tensor forward_impl(const at::Tensor& input, const at::Tensor& weight, const
     scale[c] = w[c] * inv;
     shift[c] = b[c] - mu * w[c] * inv;
   }
-  at::Tensor output = at::empty_like(input, at::MemoryFormat::ChannelsLast);
-  T* y = mutable_rows_ptr<T>(as_rows(output));
-  at::parallel_for(0, rows, kGrainRows, [&](int64_t begin, int64_t end) {
-    normalize_act_rows(x + begin * C, y + begin * C, end - begin, C, scale.data(), shift.data(), slope);
-  });
-  return output;
+  return scale_shift_act<T>(input, scale.data(), shift.data(), slope);
 }
 
 template <typename T>
@@ -196,20 +206,6 @@ std::vector<at::Tensor> backward_impl(const at::Tensor& grad_output, const at::T
   return {grad_input, grad_weight, grad_bias};
 }
 
-template <typename T>
-at::Tensor inference_impl(const at::Tensor& input, const at::Tensor& scale, const at::Tensor& shift, float slope) {
-  const at::Tensor xr = as_rows(input);
-  const int64_t rows = xr.size(0), C = xr.size(1);
-  const T* x = rows_ptr<T>(xr);
-  const float *a = scale.data_ptr<float>(), *b = shift.data_ptr<float>();
-  at::Tensor output = at::empty_like(input, at::MemoryFormat::ChannelsLast);
-  T* y = mutable_rows_ptr<T>(as_rows(output));
-  at::parallel_for(0, rows, kGrainRows, [&](int64_t begin, int64_t end) {
-    normalize_act_rows(x + begin * C, y + begin * C, end - begin, C, a, b, slope);
-  });
-  return output;
-}
-
 void check_inputs(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias) {
   TORCH_CHECK(input.device().is_cpu() && input.dim() == 4 && input.is_contiguous(at::MemoryFormat::ChannelsLast),
               "batchnorm_act: input must be a channels-last 4-D CPU tensor");
@@ -245,8 +241,8 @@ std::vector<at::Tensor> backward(const at::Tensor& grad_output, const at::Tensor
 at::Tensor inference(const at::Tensor& input, const at::Tensor& scale, const at::Tensor& shift, double slope) {
   check_inputs(input, scale, shift);
   if (input.scalar_type() == at::kBFloat16)
-    return inference_impl<uint16_t>(input, scale, shift, static_cast<float>(slope));
-  return inference_impl<float>(input, scale, shift, static_cast<float>(slope));
+    return scale_shift_act<uint16_t>(input, scale.data_ptr<float>(), shift.data_ptr<float>(), static_cast<float>(slope));
+  return scale_shift_act<float>(input, scale.data_ptr<float>(), shift.data_ptr<float>(), static_cast<float>(slope));
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
