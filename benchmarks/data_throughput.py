@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 import timm_csba  # noqa: F401
 from timm_csba.data import attach_transform, build_dataset, build_transforms, default_num_workers
-from timm_csba.runs import non_negative_int, positive_int
+from timm_csba.cli_args import non_negative_int, positive_int
 
 
 def images_per_second(batches, count: int) -> float:

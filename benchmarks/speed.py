@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 import timm_csba  # noqa: F401
 from timm_csba.fused_norm_act import use_fused_norm_act
-from timm_csba.runs import non_negative_int, positive_int
+from timm_csba.cli_args import non_negative_int, positive_int
 from timm_csba.runtime import hold_freed_memory, native_bf16
 from timm_csba.tensor_input import BatchAugment
 

@@ -14,10 +14,11 @@ from safetensors.torch import save_file
 
 from timm_csba.calibration import fold_logit_offsets
 from timm_csba.data import build_run_dataset
-from timm_csba.distill import DistillError, distill_targets, load_teacher, main as distill_main
-from timm_csba.evaluate import split_probabilities
+from timm_csba.distill import main as distill_main
+from timm_csba.distillation import DistillError, distill_targets, load_teacher
+from timm_csba.evaluation import split_probabilities
 from timm_csba.metrics import load_predictions
-from timm_csba.predict import load_model
+from timm_csba.inference import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = str(ROOT / 'configs' / 'smoke.yaml')

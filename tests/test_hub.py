@@ -21,16 +21,16 @@ from safetensors.torch import load_file, save_file
 from sklearn.metrics import confusion_matrix
 
 import timm_csba  # noqa: F401
-from timm_csba import evaluate
+from timm_csba import evaluate, evaluation
 from timm_csba.data import build_run_dataset
-from timm_csba.predict import PredictError, load_model as predict_load_model
-from timm_csba.distill import folded_logit_offsets
+from timm_csba.distillation import folded_logit_offsets
 from timm_csba.hub import (HubError, export_run, load_pretrained, pretrained_num_classes, registry_repo_id, seed_cache,
                            source_config, validate_staged)
 from timm_csba.hub.__main__ import main as hub_main
+from timm_csba.hub.export import study_run_dir
+from timm_csba.inference import InferenceError, load_model as predict_load_model
 from timm_csba.metrics import load_predictions
 from timm_csba.models.csba_squeeze import HF_HUB_ORG
-from timm_csba.runs import study_run_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 HUB = ROOT / 'hub'
@@ -133,7 +133,7 @@ def _run_with_float16_exact_weights(run: Path, to: Path) -> Path:
     args = argparse.Namespace(**yaml.safe_load((to / 'args.yaml').read_text()))
     test = build_run_dataset(args, splits=('test',))[0]['test']
     metrics = json.loads((to / 'test_metrics.json').read_text())
-    metrics['confusion_matrix'] = evaluate.evaluate_split(load_pretrained(f'local-dir:{to / "best"}'), test)[
+    metrics['confusion_matrix'] = evaluation.evaluate_split(load_pretrained(f'local-dir:{to / "best"}'), test)[
         'confusion_matrix']
     (to / 'test_metrics.json').write_text(json.dumps(metrics))
     return to
@@ -449,7 +449,7 @@ def test_corrupt_or_missing_weights_give_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_CACHE', str(tmp_path / 'empty'))
     with pytest.raises(HubError, match='not in the Hugging Face cache.*seed-cache hub/'):
         load_pretrained(tag)
-    with pytest.raises(PredictError, match=f'cannot load {tag}: the weights .* are not in the Hugging Face cache'):
+    with pytest.raises(InferenceError, match=f'cannot load {tag}: the weights .* are not in the Hugging Face cache'):
         predict_load_model(tag)  # how predict and evaluate load
 
 

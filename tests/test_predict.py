@@ -12,7 +12,8 @@ from PIL import Image
 from timm_csba.data import build_transforms
 from timm_csba.data.builders import _elpv_root
 from timm_csba.hub import save_pretrained
-from timm_csba.predict import main, predict, tta_probabilities
+from timm_csba.inference import predict_images as predict, tta_probabilities
+from timm_csba.predict import main
 
 NAMES = ['functional', 'possibly_defective', 'likely_defective', 'defective']
 ELPV_IMAGES = sorted((_elpv_root() / 'images').glob('*.png'))[:5]

@@ -2,19 +2,9 @@
 import argparse
 
 import timm
-import torch
-from torch.utils.flop_counter import FlopCounterMode
 
-import timm_csba  # noqa: F401  (registers the models)
-from timm_csba.runs import positive_int
-
-
-def count_gmacs(model: torch.nn.Module, input_size: tuple) -> float:
-    """Return the multiply-accumulates (in G) of one forward pass on a single image of `input_size`."""
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model.eval()(torch.zeros(1, *input_size))
-    return counter.get_total_flops() / 2e9
+from .cli_args import positive_int
+from .models import count_gmacs  # importing the package registers the models
 
 
 def main() -> None:

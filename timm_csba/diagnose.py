@@ -20,12 +20,22 @@ import timm
 import torch
 import yaml
 
-from .data import (DATASET_ARGUMENTS, SPLITS, DatasetError, add_dataset_arguments, attach_transform,
-                   build_dataset_from_args, build_transforms, class_counts, error_line)
-from .diagnostics import Diagnostics, LossGap, RunDiagnostics, analyze, plot_comparison, plot_matrix
-from .files import OutputPathError, atomic_path, check_output_path, file_sha256, write_json
-from .losses import create_loss_from_config
-from .runs import non_negative_int, positive_int
+from .extras import missing_extra
+
+try:  # the [train] extra; started without it, the command says so in one line
+    from .cli_args import non_negative_int, positive_int
+    from .data.builders import DATASET_ARGUMENTS, build_dataset_from_args
+    from .data.errors import DatasetError, error_line
+    from .data.hf_splits import attach_transform
+    from .data.imbalance import class_counts
+    from .data.splits import SPLITS
+    from .data.transforms import build_transforms
+    from .dataset_flags import add_dataset_arguments
+    from .diagnostics import Diagnostics, LossGap, RunDiagnostics, analyze, plot_comparison, plot_matrix
+    from .files import OutputPathError, atomic_path, check_output_path, file_sha256, write_json
+    from .losses import create_loss_from_config
+except ModuleNotFoundError as e:
+    sys.exit(missing_extra(e, 'python -m timm_csba.diagnose'))
 
 
 class DiagnoseError(ValueError):

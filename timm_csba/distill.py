@@ -19,77 +19,20 @@ beside the probabilities, so train.py refuses a file made for another dataset, s
 import argparse
 import sys
 from pathlib import Path
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
-import numpy as np
-import torch
+from .extras import missing_extra
 
-from .calibration import fold_logit_offsets
-from .data import DatasetError, add_dataset_arguments, build_run_dataset
-from .evaluate import split_probabilities
-from .files import OutputPathError, atomic_path, check_output_path
-from .hub import source_config
-from .predict import TTA, PredictError, load_model
-from .runs import positive_int
-
-__all__ = ['DistillError', 'teacher_probabilities', 'save_teacher', 'load_teacher', 'distill_targets']
-
-
-class DistillError(ValueError):
-    """A teacher file that does not fit the run, in one line that names the fix."""
-
-
-def folded_logit_offsets(name: str) -> Optional[Sequence[float]]:
-    """The logit offsets train.py --logit-offsets fit folded into a model's weights (its config.json), or None
-    (a registry tag: published weights carry no offsets)."""
-    config = source_config(f'local-dir:{name}' if Path(name).is_dir() else name)
-    return None if config is None else config.get('logit_offsets')
-
-
-def teacher_probabilities(names: Sequence[str], split, tta: str = 'none',
-                          batch_size: int = 64) -> Tuple[torch.Tensor, torch.Tensor]:
-    """(labels [N], mean class probabilities [N, C]) of the models `names` on a split, in split order."""
-    classes, total = split.features['label'].names, None
-    for name in names:
-        model = load_model(name)
-        if model.num_classes != len(classes):
-            raise PredictError(f'{name} predicts {model.num_classes} classes, the dataset has {len(classes)} '
-                               f'({", ".join(classes)}); pass the dataset the teachers were trained on.')
-        offsets = folded_logit_offsets(name)
-        if offsets is not None:
-            fold_logit_offsets(model, -np.asarray(offsets))
-        labels, probabilities = split_probabilities(model, split, tta=tta, batch_size=batch_size)
-        total = probabilities if total is None else total + probabilities
-    return labels, total / len(names)
-
-
-def save_teacher(path: Path, labels: torch.Tensor, probabilities: torch.Tensor, teachers: Sequence[str]) -> None:
-    """An .npz of plain arrays (loadable without pickle), written whole or not at all."""
-    with atomic_path(path) as tmp, open(tmp, 'wb') as f:
-        np.savez(f, probabilities=probabilities.numpy().astype(np.float32), labels=labels.numpy().astype(np.int64),
-                 teachers=np.array(list(teachers), dtype=str))
-
-
-def load_teacher(path: str, labels: Sequence[int], num_classes: int) -> torch.Tensor:
-    """The teacher probabilities [N, C] of a file made for exactly this train split (same labels, in order)."""
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            probabilities, teacher_labels = f['probabilities'], f['labels']
-    except (OSError, ValueError, KeyError) as e:
-        raise DistillError(f'--distill {path}: not a teacher file of python -m timm_csba.distill ({e}).') from None
-    labels = np.asarray(labels)
-    if probabilities.shape != (len(labels), num_classes) or not np.array_equal(teacher_labels, labels):
-        raise DistillError(
-            f'--distill {path} holds probabilities of shape {tuple(probabilities.shape)} of another train split '
-            f'(this run\'s needs {(len(labels), num_classes)}); make it with the run\'s dataset flags: '
-            'python -m timm_csba.distill MODEL ... --dataset ... --out FILE.')
-    return torch.from_numpy(probabilities)
-
-
-def distill_targets(labels: torch.Tensor, teacher: torch.Tensor, weight: float) -> torch.Tensor:
-    """Soft targets (1 - weight) * one-hot(labels) + weight * teacher, rows of [N, C] that sum to 1."""
-    one_hot = torch.nn.functional.one_hot(labels, teacher.shape[1]).to(teacher.dtype)
-    return (1 - weight) * one_hot + weight * teacher
+try:  # the [train] extra; started without it, the command says so in one line
+    from .cli_args import positive_int
+    from .data.builders import build_run_dataset
+    from .data.errors import DatasetError
+    from .dataset_flags import add_dataset_arguments
+    from .distillation import save_teacher, teacher_probabilities
+    from .files import OutputPathError, check_output_path
+    from .inference import TTA, InferenceError
+except ModuleNotFoundError as e:
+    sys.exit(missing_extra(e, 'python -m timm_csba.distill'))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -110,7 +53,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         split = build_run_dataset(args, splits=('train',))[0]['train']
         names = split.features['label'].names
         labels, probabilities = teacher_probabilities(args.models, split, args.tta, args.batch_size)
-    except (PredictError, DatasetError, OutputPathError, OSError) as e:
+    except (InferenceError, DatasetError, OutputPathError, OSError) as e:
         sys.exit(f'error: {e}')
     save_teacher(Path(args.out), labels, probabilities, args.models)
     accuracy = (probabilities.argmax(1) == labels).float().mean().item()

@@ -20,42 +20,22 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
-import datasets
-import torch
+from .extras import missing_extra
 
-from .data import (SPLITS, DatasetError, add_dataset_arguments, attach_transform, build_dataset_from_args,
-                   build_transforms)
-from .files import OutputPathError, atomic_path, check_output_path, write_json
-from .metrics import classification_metrics, save_confusion_matrix, save_predictions
-from .predict import TTA, PredictError, load_model, tta_probabilities
-from .runs import positive_int
-
-__all__ = ['evaluate_split', 'split_probabilities']
-
-
-def split_probabilities(model: torch.nn.Module, split: datasets.Dataset, tta: str = 'none', batch_size: int = 64,
-                        device: Optional[torch.device] = None) -> Tuple[torch.Tensor, torch.Tensor]:
-    """(labels [N], class probabilities [N, C]) of `model` on a dataset split (image + label), in split order,
-    preprocessed with the model's eval transform."""
-    device = device or torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    model = model.to(device).eval()
-    loader = torch.utils.data.DataLoader(attach_transform(split, build_transforms(model, is_training=False)),
-                                         batch_size=batch_size)
-    probabilities, labels = [], []
-    with torch.inference_mode():
-        for batch in loader:
-            probabilities.append(tta_probabilities(model, batch['pixel_values'].to(device), tta).float().cpu())
-            labels.append(batch['label'])
-    return torch.cat(labels), torch.cat(probabilities)
-
-
-def evaluate_split(model: torch.nn.Module, split: datasets.Dataset, tta: str = 'none', batch_size: int = 64,
-                   device: Optional[torch.device] = None) -> Dict[str, Any]:
-    """Metrics of `model` on a dataset split (image + label), preprocessed with the model's eval transform."""
-    labels, probabilities = split_probabilities(model, split, tta, batch_size, device)
-    return classification_metrics(labels, probabilities.argmax(-1), split.features['label'].names)
+try:  # the [train] extra; started without it, the command says so in one line
+    from .cli_args import positive_int
+    from .data.builders import build_dataset_from_args
+    from .data.errors import DatasetError
+    from .data.splits import SPLITS
+    from .dataset_flags import add_dataset_arguments
+    from .evaluation import split_probabilities
+    from .files import OutputPathError, atomic_path, check_output_path, write_json
+    from .inference import TTA, InferenceError, load_model
+    from .metrics import classification_metrics, save_confusion_matrix, save_predictions
+except ModuleNotFoundError as e:
+    sys.exit(missing_extra(e, 'python -m timm_csba.evaluate'))
 
 
 def _default_out(model: str, args: argparse.Namespace) -> Path:
@@ -80,11 +60,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         model = load_model(args.model)
         names = split.features['label'].names
         if model.num_classes != len(names):
-            raise PredictError(f'{args.model} predicts {model.num_classes} classes, {args.dataset} has {len(names)} '
+            raise InferenceError(f'{args.model} predicts {model.num_classes} classes, {args.dataset} has {len(names)} '
                                f'({", ".join(names)}); pass the dataset the model was trained on.')
         labels, probabilities = split_probabilities(model, split, tta=args.tta, batch_size=args.batch_size)
         metrics = classification_metrics(labels, probabilities.argmax(-1), names)
-    except (PredictError, DatasetError, OutputPathError) as e:
+    except (InferenceError, DatasetError, OutputPathError) as e:
         sys.exit(f'error: {e}')
     metrics.update(split=args.split, model=args.model, dataset=args.dataset, split_seed=args.split_seed,
                    tta=args.tta)

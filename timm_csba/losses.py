@@ -19,11 +19,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .data import SAMPLERS, weights_from_counts
+from .data.imbalance import SAMPLERS, weights_from_counts
 
 __all__ = [
     'LOSSES', 'SOFT_TARGET_LOSSES', 'FocalLoss', 'LogitAdjustedLoss', 'LDAMLoss', 'OrdinalSoftLabelLoss', 'create_loss',
-    'check_loss_config', 'create_loss_from_config',
+    'LOSS_OPTIONS', 'EARLIER_DEFAULTS', 'check_loss_config', 'create_loss_from_config',
 ]
 
 LOSSES = ('ce', 'focal', 'logit_adjusted', 'ldam', 'ordinal')
@@ -137,11 +137,11 @@ def _check_options(name: str, class_weights: Optional[str], sampler: str, option
         raise ValueError(f'Unknown loss {name!r}; choose one of {", ".join(LOSSES)}.')
     if sampler not in SAMPLERS:
         raise ValueError(f'Unknown sampler {sampler!r}; choose one of {", ".join(SAMPLERS)}.')
-    ignored = [key for key, value in options.items() if name not in _OPTION_LOSSES[key] and value != _DEFAULTS[key]]
+    ignored = [key for key, value in options.items() if name not in LOSS_OPTIONS[key] and value != _DEFAULTS[key]]
     if ignored:
         raise ValueError(f'the {name} loss ignores {", ".join(ignored)}; drop '
                          f'{", ".join("--" + k.replace("_", "-") for k in ignored)} or choose the loss that uses it '
-                         f'({", ".join(sorted({loss for k in ignored for loss in _OPTION_LOSSES[k]}))}).')
+                         f'({", ".join(sorted({loss for k in ignored for loss in LOSS_OPTIONS[k]}))}).')
     if class_weights and name == 'ldam':
         raise ValueError(f'the ldam loss ignores class weights (deferred re-weighting brings its own); pass '
                          f'--class-weights none (got {class_weights!r}).')
@@ -181,15 +181,15 @@ def create_loss(
 
 
 # which losses use each option; the others must leave it at its default (_DEFAULTS, create_loss's own)
-_OPTION_LOSSES = {'label_smoothing': ('ce',), 'focal_gamma': ('focal',), 'la_tau': ('logit_adjusted',),
-                  'ldam_max_margin': ('ldam',), 'ldam_scale': ('ldam',), 'drw_epoch': ('ldam',),
-                  'ordinal_scale': ('ordinal',)}
-_DEFAULTS = {key: inspect.signature(create_loss).parameters[key].default for key in _OPTION_LOSSES}
+LOSS_OPTIONS = {'label_smoothing': ('ce',), 'focal_gamma': ('focal',), 'la_tau': ('logit_adjusted',),
+                'ldam_max_margin': ('ldam',), 'ldam_scale': ('ldam',), 'drw_epoch': ('ldam',),
+                'ordinal_scale': ('ordinal',)}
+_DEFAULTS = {key: inspect.signature(create_loss).parameters[key].default for key in LOSS_OPTIONS}
 _CONFIG_OPTIONS = ('label_smoothing', 'focal_gamma', 'la_tau', 'ldam_max_margin', 'ldam_scale', 'drw_epoch',
                    'ordinal_scale', 'sampler')
 # what an option defaulted to in earlier versions: a run's args.yaml records every option, so an older run resumed
 # (or diagnosed) with another loss carries it, and it was no choice (LDAM's scale defaulted to 30 until 2026-12-05)
-_EARLIER_DEFAULTS = {'ldam_scale': 30.0}
+EARLIER_DEFAULTS = {'ldam_scale': 30.0}
 
 
 def _config_arguments(config: Mapping[str, Any], recorded: bool) -> tuple:
@@ -199,7 +199,7 @@ def _config_arguments(config: Mapping[str, Any], recorded: bool) -> tuple:
     options = {key: config[key] for key in _CONFIG_OPTIONS if config.get(key) is not None}
     if recorded:
         earlier_defaults = [key for key, value in options.items()
-                            if name not in _OPTION_LOSSES.get(key, (name,)) and value == _EARLIER_DEFAULTS.get(key)]
+                            if name not in LOSS_OPTIONS.get(key, (name,)) and value == EARLIER_DEFAULTS.get(key)]
         for key in earlier_defaults:
             del options[key]
     return name, None if weights == 'none' else weights, options

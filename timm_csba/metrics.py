@@ -7,6 +7,8 @@ from sklearn.metrics import (
     accuracy_score, balanced_accuracy_score, confusion_matrix, precision_recall_fscore_support,
 )
 
+from .files import atomic_path, write_text
+
 __all__ = ['METRICS', 'classification_metrics', 'save_confusion_matrix', 'save_predictions', 'save_epoch_logits',
            'load_predictions']
 
@@ -55,7 +57,6 @@ def save_confusion_matrix(metrics: Dict[str, Any], path: str, title: str = '') -
 def save_predictions(path: str, labels: Sequence[int], logits: Any, class_names: Sequence[str]) -> None:
     """Write one CSV row per image, in split order: index, label, prediction (the argmax) and class probabilities.
     Two runs tested on the same split can then be compared image by image (paired bootstrap)."""
-    from .files import write_text
     from scipy.special import softmax
     logits = np.asarray(logits, dtype=np.float64)
     probabilities = softmax(logits, axis=1)
@@ -69,7 +70,6 @@ def save_epoch_logits(path: str, epochs: Sequence[int], logits: Sequence[Any], l
     """One .npz of a split's logits at every epoch: `epochs` [E], `logits` [E, N, C] (float16) and `labels` [N].
     A rule for choosing the epoch can then be judged on validation alone: choose on one half, score on the other,
     instead of trusting the best of many noisy scores on the same cells."""
-    from .files import atomic_path
     with atomic_path(path) as tmp:
         np.savez_compressed(tmp, epochs=np.asarray(epochs, dtype=np.int64), labels=np.asarray(labels),
                             logits=np.stack([np.asarray(x, dtype=np.float16) for x in logits]))

@@ -9,22 +9,24 @@ id, since ELPV is not a Hub dataset.
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import timm
 import yaml
 
 from .diagnostics import RunDiagnostics
+from .models import count_gmacs
+from .pretrained import registry_repo_id
 from .stats import format_mean_std as _fmt
 
-__all__ = ['CARD_METRICS', 'model_card']
+__all__ = ['CARD_METRICS', 'study_columns', 'model_card']
 
 TEMPLATE = Path(__file__).with_name('model_card_template.md')
 # (test_metrics.json key, model-index metric type, display name); METRIC_ARGS qualifies a type where needed
 CARD_METRICS = (('accuracy', 'accuracy', 'Test accuracy'), ('macro_f1', 'f1', 'Test macro-F1'),
                 ('balanced_accuracy', 'balanced_accuracy', 'Test balanced accuracy'))
 METRIC_ARGS = {'f1': {'average': 'macro'}}
-# ELPV 4-class reference points (DESIGN.md): a published lightweight CNN's accuracy, and our macro-F1 target
+# ELPV 4-class reference points: a published lightweight CNN's accuracy, and our macro-F1 target
 REFERENCE_ACCURACY, REFERENCE_MACRO_F1 = 0.835, 0.65
 
 CSBA_TITLE = 'Class-Specific Branch Attention for Mitigating Gradient Interference under Class Imbalance'
@@ -81,6 +83,12 @@ def _mean_std(stats: Dict[str, Optional[float]]) -> str:
     return _fmt(stats['mean'], stats['std'])
 
 
+def study_columns(label_names: Sequence[str]) -> List[str]:
+    """The columns of a study's results.csv that the card's study table quotes (mean ± std over the arm's seeds)."""
+    return ['accuracy', 'balanced_accuracy', 'macro_f1', *(f'f1_{n}' for n in label_names),
+            'backbone_cosine_init', 'backbone_cosine_trained']
+
+
 def _study_table(study: Dict[str, Any], label_names) -> Dict[str, Any]:
     """Header and row of the card's study table, the columns of the study report's per-arm table."""
     s = study['summary']
@@ -108,7 +116,6 @@ def _card_data(config: Dict[str, Any], test: Dict[str, Any], args: Dict[str, Any
 
 def _model_stats(config: Dict[str, Any]) -> Dict[str, Any]:
     """Parameters, GMACs, feature maps and pooled width of the architecture at the card's input size."""
-    from .__main__ import count_gmacs
     model = timm.create_model(config['architecture'], **{'num_classes': config['num_classes'],
                                                          **config.get('model_args', {})})
     input_size = tuple(config['pretrained_cfg']['input_size'])
@@ -158,7 +165,6 @@ def model_card(folder: os.PathLike, repo_name: str) -> str:
     others = [p for p in pictures if p.name.startswith('gcm_') and not p.stem.endswith('_backbone')]
     val_pct, test_pct = round(100 * args['val_fraction']), round(100 * args['test_fraction'])
     in_chans, height, width = cfg['input_size']
-    from .hub import registry_repo_id  # here, not at the top: hub imports this module
     repo_id = registry_repo_id(folder) or registry_repo_id(repo_name) or repo_name
     try:  # the registry's cfg of the tag, for folders exported before config.json carried descriptions
         registry = timm.models.get_pretrained_cfg(repo_name)

@@ -15,18 +15,18 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, List, Mapping, Optional, Sequence, Tuple
+from typing import List, Mapping, Optional, Sequence
 
 import torch
 import yaml
 
+from .cli_args import NUMBER_TYPES, yaml_mapping
 from .files import replace_dir, write_yaml
 from .runtime import LAUNCHER_PRECISION_ENV, launcher_precision
 
 __all__ = [
-    'RunError', 'IDENTITY_KEYS', 'positive_int', 'non_negative_int', 'positive_float', 'non_negative_float',
-    'probability', 'yaml_mapping', 'resolve_config', 'run_dir_of', 'prepare_run_dir', 'provenance', 'launch_command',
-    'saved_epochs', 'latest_checkpoint', 'TrainState', 'save_checkpoint',
+    'RunError', 'IDENTITY_KEYS', 'resolve_config', 'run_dir_of', 'check_run_dir', 'prepare_run_dir', 'provenance',
+    'launch_command', 'saved_epochs', 'latest_checkpoint', 'TrainState', 'save_checkpoint',
 ]
 
 # what makes a run the run it is: a resume that changes one of these is refused
@@ -37,41 +37,6 @@ NOT_SAVED = ('resume', 'overwrite')
 
 class RunError(ValueError):
     """A config, run directory or checkpoint that cannot be used; the message names the fix."""
-
-
-def _number_type(convert: Callable[[str], float], holds: Callable[[float], bool], what: str) -> Callable[[str], float]:
-    """An argparse `type` that converts and range-checks, so a bad number stops at parsing, named, not deep in a
-    scheduler's assert."""
-    def check(text: str) -> float:
-        try:
-            value = convert(text)
-        except ValueError:
-            value = None
-        if value is None or not holds(value):
-            raise argparse.ArgumentTypeError(f'{text!r} is not {what}')
-        return value
-    check.__name__ = what.replace(' ', '_')
-    return check
-
-
-positive_int = _number_type(int, lambda v: v > 0, 'a positive integer')
-non_negative_int = _number_type(int, lambda v: v >= 0, 'an integer >= 0')
-positive_float = _number_type(float, lambda v: v > 0, 'a number > 0')
-non_negative_float = _number_type(float, lambda v: v >= 0, 'a number >= 0')
-probability = _number_type(float, lambda v: 0 <= v <= 1, 'a number in [0, 1]')
-NUMBER_TYPES = (int, float, positive_int, non_negative_int, positive_float, non_negative_float, probability)
-
-
-def yaml_mapping(text: str) -> dict:
-    """An argparse `type` for options given as a YAML mapping ("{hflip: 0.5, scale: [0.8, 1.0]}"); "" is none."""
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise argparse.ArgumentTypeError(f'{text!r} is not valid YAML ({" ".join(str(e).split())})') from None
-    value = {} if value is None else value
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f'{text!r} is not a YAML mapping such as "{{key: value}}"')
-    return value
 
 
 def _read_preset(config_path: str) -> dict:
@@ -89,6 +54,7 @@ def _read_preset(config_path: str) -> dict:
 
 def _check_preset_values(parser: argparse.ArgumentParser, args: argparse.Namespace, config_path: str) -> None:
     """argparse checks types and choices on the command line only, not on defaults a YAML preset set."""
+    # argparse has no public list of a parser's actions; _actions has been stable since Python 3.2
     for action in parser._actions:
         value = getattr(args, action.dest, None)
         if value is None:
@@ -141,26 +107,36 @@ def run_dir_of(path: Path) -> Path:
     return path.parent.parent if path.parent.name == 'checkpoints' else path
 
 
-def prepare_run_dir(args: argparse.Namespace, out_dir: Path) -> None:
-    """Make `out_dir` the run's directory (main process only): refuse to replace another run or to resume one
-    with a different identity, then write args.yaml."""
-    if args.resume is None and (out_dir / 'args.yaml').exists():
-        # a run that ended before its first checkpoint (bad input, killed early) holds nothing to keep
-        if not args.overwrite and saved_epochs(out_dir):
-            raise RunError(f'{out_dir} holds another run; pass --resume {out_dir} to continue it, --overwrite to '
-                           f'replace it, or another --output-dir')
-        shutil.rmtree(out_dir)
+def _cannot_make(out_dir: Path, reason: str) -> RunError:
+    return RunError(f'cannot make the run directory {out_dir} ({reason}); pass --output-dir a folder you can write')
+
+
+def check_run_dir(args: argparse.Namespace, out_dir: Path) -> None:
+    """Refuse, before any work, a run directory that cannot be this run's: another run without --resume or
+    --overwrite, a resume with a different identity, or a file where the folder must go."""
+    if args.resume is None and (out_dir / 'args.yaml').exists() and not args.overwrite and saved_epochs(out_dir):
+        raise RunError(f'{out_dir} holds another run; pass --resume {out_dir} to continue it, --overwrite to '
+                       f'replace it, or another --output-dir')
     if args.resume is not None:
         saved = yaml.safe_load((run_dir_of(Path(args.resume)) / 'args.yaml').read_text())
         changed = [k for k in IDENTITY_KEYS if saved.get(k) != getattr(args, k)]
         if changed:
             raise RunError('--resume of a run with a different ' + ', '.join(
                 f'{k} ({saved.get(k)!r} there, {getattr(args, k)!r} here)' for k in changed))
+    existing = next(p for p in (out_dir.absolute(), *out_dir.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise _cannot_make(out_dir, 'File exists' if existing == out_dir.absolute() else f'{existing} is a file')
+
+
+def prepare_run_dir(args: argparse.Namespace, out_dir: Path) -> None:
+    """Make `out_dir` the run's directory (main process only, after `check_run_dir`) and write args.yaml; a run
+    that ended before its first checkpoint (bad input, killed early) holds nothing to keep and is replaced."""
+    if args.resume is None and (out_dir / 'args.yaml').exists():
+        shutil.rmtree(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:  # a file of that name, or a place this user cannot write
-        raise RunError(f'cannot make the run directory {out_dir} ({e.strerror}); pass --output-dir a folder you can '
-                       f'write') from None
+    except OSError as e:  # a place this user cannot write
+        raise _cannot_make(out_dir, e.strerror) from None
     write_yaml(out_dir / 'args.yaml', {k: v for k, v in vars(args).items() if k not in NOT_SAVED})
 
 
@@ -206,16 +182,6 @@ def _installed_version(name: str) -> Optional[str]:
         return metadata.version(name)
     except metadata.PackageNotFoundError:  # e.g. timm_csba used from a source tree on PYTHONPATH
         return None
-
-
-def study_run_dir(runs: Path, recipe: str, arm: str, seed: int) -> Path:
-    """Where a study's runner (studies/<study>/run.py) trains one run: <runs>/<recipe>/<arm>.s<seed>."""
-    return runs / recipe / f'{arm}.s{seed}'
-
-
-def study_run_of(run: Path) -> Tuple[str, str]:
-    """(recipe, arm) of a study run folder, the inverse of `study_run_dir` (its seed is in its args.yaml)."""
-    return run.parent.name, run.name.rsplit('.s', 1)[0]
 
 
 def saved_epochs(run: Path) -> List[Path]:

@@ -24,7 +24,7 @@ import torch
 
 __all__ = [
     'PRECISIONS', 'PrecisionError', 'cpu_threads', 'native_bf16', 'launcher_precision', 'resolve_mixed_precision',
-    'compile_in_place', 'compiled_graphs', 'hold_freed_memory',
+    'compile_in_place', 'check_compile_backend', 'compiled_graphs', 'hold_freed_memory',
 ]
 
 PRECISIONS = ('auto', 'no', 'bf16', 'fp16')
@@ -93,11 +93,7 @@ def resolve_mixed_precision(requested: str, device: torch.device, launcher: Opti
 def compile_in_place(model: torch.nn.Module, backend: str = 'inductor', mode: Optional[str] = None,
                      device: Optional[torch.device] = None) -> None:
     """`model.compile(...)` after checking the backend can run here; state_dict keys are unchanged."""
-    import torch._dynamo
-
-    if backend not in torch._dynamo.list_backends(exclude_tags=()):
-        raise PrecisionError(f'--torchcompile {backend!r} is not a torch.compile backend; use one of '
-                             f'{", ".join(torch._dynamo.list_backends())}.')
+    check_compile_backend(backend)
     if backend == 'inductor' and (device is None or device.type == 'cpu'):
         from torch._inductor import exc
         from torch._inductor.cpp_builder import get_cpp_compiler
@@ -109,6 +105,15 @@ def compile_in_place(model: torch.nn.Module, backend: str = 'inductor', mode: Op
                 'g++) or set CXX, or train without --torchcompile.') from None
     # fixed shapes: the short last batch and eval get their own graphs once, instead of dynamic-shape kernels
     model.compile(backend=backend, mode=mode, dynamic=False)
+
+
+def check_compile_backend(backend: str) -> None:
+    """Raise PrecisionError unless `backend` is a torch.compile backend."""
+    import torch._dynamo
+
+    if backend not in torch._dynamo.list_backends(exclude_tags=()):
+        raise PrecisionError(f'--torchcompile {backend!r} is not a torch.compile backend; use one of '
+                             f'{", ".join(torch._dynamo.list_backends())}.')
 
 
 def compiled_graphs() -> int:

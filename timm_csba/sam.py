@@ -2,8 +2,9 @@
 
 SAM takes each update's gradient not at the weights w but at w + rho * g / ||g||, the point of steepest ascent
 within a ball of radius rho (to first order), so the optimizer descends towards flat minima. The
-imbalance-training paper in shared/paper (Shwartz-Ziv et al.) finds that SAM widens the margins around minority
-samples. It costs a second forward and backward pass per update:
+imbalance-training paper ("Simplifying Neural Network Training Under Class Imbalance", Shwartz-Ziv et al., NeurIPS
+2023, arXiv:2312.02517) finds that SAM widens the margins around minority samples. It costs a second forward and
+backward pass per update:
 
     loss = criterion(model(x), y); loss.backward()       # g at w
     sam.ascend()                                          # w -> w + e, gradient cleared
@@ -25,12 +26,17 @@ from torch import nn
 __all__ = ['SharpnessAware']
 
 
+def check_rho(rho: float) -> None:
+    """Raise ValueError unless `rho` is a usable neighbourhood radius."""
+    if rho <= 0:
+        raise ValueError(f'SAM needs a neighbourhood radius rho > 0 (e.g. 0.05), got {rho}')
+
+
 class SharpnessAware:
     """The ascent and the return of SAM's two-pass update, for the parameters of `model` (which are not copied)."""
 
     def __init__(self, model: nn.Module, rho: float):
-        if rho <= 0:
-            raise ValueError(f'SAM needs a neighbourhood radius rho > 0 (e.g. 0.05), got {rho}')
+        check_rho(rho)
         self.model, self.rho = model, rho
         self._offsets: Dict[nn.Parameter, torch.Tensor] = {}
 

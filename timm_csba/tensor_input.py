@@ -26,12 +26,27 @@ import torch
 import torch.nn.functional as F
 from datasets import Array3D, ClassLabel, Features
 
-from .data import DatasetError, build_transforms, decode_image
+from .data.errors import DatasetError
+from .data.images import decode_image
+from .data.transforms import build_transforms
 
-__all__ = ['TENSOR_AUGMENTS', 'cached_pixels', 'PixelDataset', 'collate_pixels', 'BatchAugment', 'normalize']
+__all__ = ['TENSOR_AUGMENTS', 'tensor_augment_problem', 'cached_pixels', 'PixelDataset', 'collate_pixels',
+           'BatchAugment', 'normalize']
 
 # create_transform options BatchAugment implements; any other option needs the PIL path
 TENSOR_AUGMENTS = ('hflip', 'vflip', 'rot90', 'scale', 'ratio', 'color_jitter')
+
+
+def tensor_augment_problem(augment: Dict[str, Any]) -> Optional[str]:
+    """Why the tensor pipeline cannot apply the augmentation options `augment` (None when it can): an option it
+    does not implement, or a per-factor colour jitter tuple. Either needs the PIL input pipeline."""
+    pil_only = sorted(set(augment) - set(TENSOR_AUGMENTS))
+    if pil_only:
+        return (f'--augment {", ".join(pil_only)} needs --input-pipeline pil; the tensor pipeline does '
+                f'{", ".join(TENSOR_AUGMENTS)}')
+    if isinstance(augment.get('color_jitter'), (list, tuple)):
+        return 'color_jitter as a tuple needs the PIL input path; pass one float, or --input-pipeline pil.'
+    return None
 
 
 def cached_pixels(
@@ -119,9 +134,9 @@ class BatchAugment:
             seed: int = 0,
             rank: int = 0,
     ):
-        if isinstance(color_jitter, (list, tuple)):
-            raise DatasetError('color_jitter as a tuple needs the PIL input path; pass one float, or '
-                               '--input-pipeline pil.')
+        problem = tensor_augment_problem(dict(color_jitter=color_jitter))
+        if problem:
+            raise DatasetError(problem)
         self.mean, self.std = tuple(data_config['mean']), tuple(data_config['std'])
         self.interpolation = 'bilinear' if data_config.get('interpolation', 'bilinear') != 'bicubic' else 'bicubic'
         self.hflip, self.vflip, self.rot90 = hflip, vflip, rot90

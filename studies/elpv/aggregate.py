@@ -29,7 +29,7 @@ from studies.elpv.report import report  # noqa: E402
 from studies.elpv.rows import collect  # noqa: E402
 from studies.elpv.run import RECORDS  # noqa: E402
 from timm_csba.files import write_text  # noqa: E402
-from timm_csba.runs import positive_int  # noqa: E402
+from timm_csba.cli_args import positive_int  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 

@@ -9,7 +9,7 @@ import pandas as pd
 from studies.elpv.rows import GRADES
 from timm_csba.diagnostics import spearman
 from timm_csba.metrics import load_predictions
-from timm_csba.runs import study_run_dir
+from timm_csba.hub.export import study_run_dir
 from timm_csba.stats import bootstrap_macro_f1_difference, mean_std, paired_seed_test
 
 MINORITY = ('possibly_defective', 'likely_defective')

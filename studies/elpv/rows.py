@@ -11,7 +11,7 @@ import yaml
 
 from studies.elpv.run import ARMS
 from timm_csba.diagnostics import RunDiagnostics
-from timm_csba.runs import study_run_dir, study_run_of
+from timm_csba.hub.export import study_run_dir, study_run_of
 
 GRADES = ('functional', 'possibly_defective', 'likely_defective', 'defective')
 SETS = ('backbone', 'stem', 'stages.0', 'stages.1', 'stages.2', 'stages.3', 'head')

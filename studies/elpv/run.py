@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from timm_csba.files import atomic_dir
-from timm_csba.runs import non_negative_int, positive_int, saved_epochs, study_run_dir
+from timm_csba.cli_args import non_negative_int, positive_int
+from timm_csba.hub.export import study_run_dir
+from timm_csba.runs import saved_epochs
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / 'runs' / 'elpv_study'

@@ -10,27 +10,33 @@ depend only on the seed, so the same seed gives the same index lists on any mach
     hub          any Hub dataset id, given its image and label columns
     imagefolder  any local folder: imagefolder layout, parquet files, or a `save_to_disk` copy
 
-    builders.py    the datasets above, build_dataset and the flags that name a run's dataset and split
+    builders.py    the datasets above, build_dataset, and a run's dataset rebuilt from its recorded settings
     splits.py      deterministic stratified splits
     imbalance.py   class counts, loss weights, class-aware sampling
-    images.py      decoding that names a bad file, the check of every image before training
-    transforms.py  timm transforms in 1 or 3 channels, applied on the fly to an HF split
+    images.py      decoding that names a bad file                                   (core install)
+    transforms.py  timm transforms in 1 or 3 channels                               (core install)
+    hf_splits.py   a transform applied to an HF split on the fly, every image decoded once before training
 
 `python -m timm_csba.data stats NAME [options]` prints per-class counts per split and writes a bar chart.
-"""
-from .builders import (CIFAR10_CLASSES, DATASET_ARGUMENTS, DATASETS, ELPV_PROBABILITY_NAMES, PV_FAULTS_CLASSES,
-                       add_dataset_arguments, build_dataset, build_dataset_from_args, build_run_dataset,
-                       long_tail_counts)
-from .errors import DatasetError, error_line
-from .images import check_images, decode_image, find_corrupt_images
-from .imbalance import SAMPLERS, ClassAwareSampler, class_counts, class_weights, imbalance_ratio, weights_from_counts
-from .splits import SPLITS, stratified_split
-from .transforms import attach_transform, build_transforms, default_num_workers
 
-__all__ = [
-    'DATASETS', 'SPLITS', 'DatasetError', 'build_dataset', 'stratified_split', 'class_counts', 'class_weights',
-    'imbalance_ratio', 'build_transforms', 'attach_transform', 'decode_image', 'find_corrupt_images', 'check_images',
-    'error_line', 'default_num_workers', 'long_tail_counts', 'weights_from_counts', 'SAMPLERS', 'ClassAwareSampler',
-    'DATASET_ARGUMENTS', 'add_dataset_arguments', 'build_dataset_from_args', 'build_run_dataset',
-    'CIFAR10_CLASSES', 'ELPV_PROBABILITY_NAMES', 'PV_FAULTS_CLASSES',
-]
+The names below load on first use (PEP 562): `decode_image` and `build_transforms` need only the core install
+(torch, timm, pillow), the rest the `[train]` extra (`datasets`), so predicting with a published model never
+imports `datasets`.
+"""
+from ..lazy import lazy_exports
+
+# public name -> the module of this package that defines it
+_EXPORTS = {
+    'DATASETS': '.builders', 'DATASET_ARGUMENTS': '.builders', 'build_dataset': '.builders',
+    'build_dataset_from_args': '.builders', 'build_run_dataset': '.builders', 'long_tail_counts': '.builders',
+    'CIFAR10_CLASSES': '.builders', 'ELPV_PROBABILITY_NAMES': '.builders', 'PV_FAULTS_CLASSES': '.builders',
+    'DatasetError': '.errors', 'error_line': '.errors',
+    'decode_image': '.images',
+    'build_transforms': '.transforms', 'default_num_workers': '.transforms',
+    'attach_transform': '.hf_splits', 'check_images': '.hf_splits', 'find_corrupt_images': '.hf_splits',
+    'SAMPLERS': '.imbalance', 'ClassAwareSampler': '.imbalance', 'class_counts': '.imbalance',
+    'class_weights': '.imbalance', 'imbalance_ratio': '.imbalance', 'weights_from_counts': '.imbalance',
+    'SPLITS': '.splits', 'stratified_split': '.splits',
+}
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,14 +1,20 @@
 """`python -m timm_csba.data stats NAME [options]`: per-class counts per split, the imbalance ratio and a bar chart."""
 import argparse
+import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 
-from .builders import DATASETS, build_dataset
-from .errors import DatasetError
-from .imbalance import class_counts, imbalance_ratio
-from .splits import SPLITS
+from ..extras import missing_extra
+
+try:  # the [train] extra; started without it, the command says so in one line
+    from .builders import DATASETS, build_dataset
+    from .errors import DatasetError
+    from .imbalance import class_counts, imbalance_ratio
+    from .splits import SPLITS
+except ModuleNotFoundError as e:
+    sys.exit(missing_extra(e, 'python -m timm_csba.data'))
 
 
 def _parse_option(text: str) -> tuple:

@@ -13,9 +13,8 @@ import datasets
 import numpy as np
 from datasets import ClassLabel, DatasetDict, Features, Image, Value
 
-from ..runs import yaml_mapping
 from .errors import DatasetError
-from .images import check_images
+from .hf_splits import check_images
 from .imbalance import class_counts
 from .splits import SPLITS, check_fractions, split_off
 
@@ -318,6 +317,23 @@ _BUILDERS: Dict[str, Callable[..., DatasetDict]] = {
 DATASETS = tuple(_BUILDERS)
 
 
+def check_dataset_request(name: str, data_dir: Optional[str], hub_id: Optional[str], val_fraction: float,
+                          test_fraction: float, options: Dict[str, Any]) -> None:
+    """Raise DatasetError for a request `build_dataset` cannot serve, before anything is read: an unknown dataset
+    or option, fractions that leave no train split, or a source given to an embedded dataset."""
+    if name not in _BUILDERS:
+        raise DatasetError(f'Unknown dataset {name!r}; known datasets: {", ".join(DATASETS)}.')
+    accepted = set(inspect.signature(_BUILDERS[name]).parameters) - {'seed', 'val_fraction', 'test_fraction'}
+    unknown = set(options) - accepted
+    if unknown:
+        valid = sorted(accepted - {'data_dir', 'hub_id'})
+        raise DatasetError(f'Unknown option(s) {", ".join(sorted(unknown))} for dataset {name!r}; '
+                           f'its options are: {", ".join(valid) or "none"}.')
+    check_fractions(val_fraction, test_fraction)
+    if 'data_dir' not in accepted and (data_dir is not None or hub_id is not None):
+        raise DatasetError(f'Dataset {name!r} is embedded; it takes no data_dir or hub_id.')
+
+
 def build_dataset(
         name: str,
         *,
@@ -329,45 +345,23 @@ def build_dataset(
         **options: Any,
 ) -> DatasetDict:
     """Return the dataset `name` as a DatasetDict with `train`, `validation`, `test` splits of image + label."""
-    if name not in _BUILDERS:
-        raise DatasetError(f'Unknown dataset {name!r}; known datasets: {", ".join(DATASETS)}.')
+    check_dataset_request(name, data_dir, hub_id, val_fraction, test_fraction, options)
     builder = _BUILDERS[name]
-    accepted = set(inspect.signature(builder).parameters) - {'seed', 'val_fraction', 'test_fraction'}
-    unknown = set(options) - accepted
-    if unknown:
-        valid = sorted(accepted - {'data_dir', 'hub_id'})
-        raise DatasetError(f'Unknown option(s) {", ".join(sorted(unknown))} for dataset {name!r}; '
-                           f'its options are: {", ".join(valid) or "none"}.')
-    check_fractions(val_fraction, test_fraction)
     kwargs = dict(seed=seed, val_fraction=val_fraction, test_fraction=test_fraction, **options)
-    if 'data_dir' in accepted:
+    if 'data_dir' in inspect.signature(builder).parameters:
         kwargs.update(data_dir=data_dir, hub_id=hub_id)
-    elif data_dir is not None or hub_id is not None:
-        raise DatasetError(f'Dataset {name!r} is embedded; it takes no data_dir or hub_id.')
     dataset = builder(**kwargs)
     _check_every_class_present(dataset, name)
     return dataset
 
 
-# the flags that name a dataset and its fixed split; train.py, evaluate and diagnose share them, so that a run's
-# split is rebuilt exactly from its args.yaml
+# the settings that name a dataset and its fixed split (timm_csba.cli_args.add_dataset_arguments makes them flags);
+# train.py, evaluate and diagnose share them, so that a run's split is rebuilt exactly from its args.yaml
 DATASET_ARGUMENTS = ('dataset', 'data_dir', 'hub_id', 'dataset_options', 'split_seed', 'val_fraction', 'test_fraction')
 
 
-def add_dataset_arguments(parser) -> None:
-    """Add the dataset and split flags (DATASET_ARGUMENTS) to an argparse parser or argument group."""
-    parser.add_argument('--dataset', default='elpv', help=f'one of {", ".join(DATASETS)}')
-    parser.add_argument('--data-dir', help='local dataset folder (pv_faults, imagefolder, cifar10_lt copies)')
-    parser.add_argument('--hub-id', help='Hugging Face Hub dataset id')
-    parser.add_argument('--dataset-options', type=yaml_mapping, default={},
-                        help='builder options as YAML, e.g. "{labels: binary}"')
-    parser.add_argument('--split-seed', type=int, default=0, help='seed of the stratified train/validation/test split')
-    parser.add_argument('--val-fraction', type=float, default=0.1, help='validation share of each class')
-    parser.add_argument('--test-fraction', type=float, default=0.2, help='test share of each class (if not shipped)')
-
-
 def build_dataset_from_args(args) -> DatasetDict:
-    """`build_dataset` from the flags of `add_dataset_arguments` (an argparse namespace)."""
+    """`build_dataset` from the DATASET_ARGUMENTS attributes of `args` (parsed flags, or a run's args.yaml)."""
     return build_dataset(args.dataset, data_dir=args.data_dir, hub_id=args.hub_id, seed=args.split_seed,
                          val_fraction=args.val_fraction, test_fraction=args.test_fraction, **args.dataset_options)
 

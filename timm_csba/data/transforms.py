@@ -1,20 +1,28 @@
-"""PIL -> tensor transforms from timm's `create_transform`, in one or three channels, and the HF split that applies
-them on the fly (the generic input path; ELPV's in-memory path is timm_csba.tensor_input)."""
+"""PIL -> tensor transforms from timm's `create_transform`, in one or three channels (core install: no `datasets`;
+timm_csba.data.hf_splits applies them to an HF split on the fly, timm_csba.tensor_input is ELPV's in-memory path)."""
 import inspect
 import os
 from typing import Any, Callable, Dict
 
-import datasets
 import torch
-from datasets import Image
 from PIL import Image as PILImage
+from timm.data import create_transform, resolve_data_config
+from torchvision import transforms
 
 from .errors import DatasetError
-from .images import decode_image
 
 
 # create_transform arguments that come from the model's data config, not from the augmentation options
 _SET_BY_BUILD_TRANSFORMS = {'input_size', 'is_training', 'interpolation', 'mean', 'std', 'crop_pct', 'crop_mode'}
+
+
+def check_augment_options(aug: Dict[str, Any]) -> None:
+    """Raise DatasetError naming any option that is neither rot90 nor one of timm's `create_transform`."""
+    timm_options = set(inspect.signature(create_transform).parameters) - _SET_BY_BUILD_TRANSFORMS
+    unknown = sorted(set(aug) - timm_options - {'rot90'})
+    if unknown:
+        raise DatasetError(f'unknown augmentation option(s) {", ".join(unknown)}; the options are rot90 and those of '
+                           f'timm\'s create_transform: {", ".join(sorted(timm_options))}.')
 
 
 def build_transforms(model_or_data_config: Any, is_training: bool, **aug: Any) -> Callable:
@@ -25,20 +33,13 @@ def build_transforms(model_or_data_config: Any, is_training: bool, **aug: Any) -
     augmentation sees an ordinary RGB image. `aug` goes to `create_transform` (e.g. auto_augment='rand-m9-mstd0.5',
     hflip=0.5, vflip=0.5, scale=(0.8, 1.0), color_jitter=0.2).
     """
-    from timm.data import create_transform, resolve_data_config
-    from torchvision import transforms
-
     if isinstance(model_or_data_config, torch.nn.Module):
         config = resolve_data_config(model=model_or_data_config)
         in_chans = getattr(model_or_data_config, 'in_chans', config['input_size'][0])
     else:
         config = dict(model_or_data_config)
         in_chans = config['input_size'][0]
-    timm_options = set(inspect.signature(create_transform).parameters) - _SET_BY_BUILD_TRANSFORMS
-    unknown = sorted(set(aug) - timm_options - {'rot90'})
-    if unknown:
-        raise DatasetError(f'unknown augmentation option(s) {", ".join(unknown)}; the options are rot90 and those of '
-                           f'timm\'s create_transform: {", ".join(sorted(timm_options))}.')
+    check_augment_options(aug)
     rot90 = aug.pop('rot90', False) and is_training
     mean, std = tuple(config['mean']), tuple(config['std'])
     if len(mean) == 1:
@@ -94,16 +95,3 @@ def default_num_workers() -> int:
     training threads (measured in benchmarks/data_throughput.py).
     """
     return max(1, min(len(os.sched_getaffinity(0)) // 2, 8))
-
-
-def attach_transform(split: datasets.Dataset, transform: Callable) -> datasets.Dataset:
-    """Return the split with an on-the-fly transform giving {'pixel_values', 'label'}; bad images name their file."""
-    raw = split.cast_column('image', Image(decode=False))
-
-    def apply(batch: Dict[str, list]) -> Dict[str, list]:
-        return {
-            'pixel_values': [transform(decode_image(value)) for value in batch['image']],
-            'label': batch['label'],
-        }
-
-    return raw.with_transform(apply, columns=['image', 'label'])

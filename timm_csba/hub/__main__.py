@@ -12,12 +12,17 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..files import OutputPathError, check_output_path
-from ..models.csba_squeeze import HF_HUB_ORG
-from .cache import seed_cache
-from .errors import HubError
-from .export import WEIGHTS_DTYPES, export_run, update_study
-from .publish import push, registry_repo_id
+from ..extras import missing_extra
+
+try:  # the [train] extra; started without it, the command says so in one line
+    from ..files import OutputPathError, check_output_path
+    from ..models.csba_squeeze import HF_HUB_ORG
+    from ..pretrained import HubError, registry_repo_id
+    from .cache import seed_cache
+    from .export import WEIGHTS_DTYPES, export_run, update_study
+    from .publish import push
+except ModuleNotFoundError as e:
+    sys.exit(missing_extra(e, 'python -m timm_csba.hub'))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -7,7 +7,7 @@ from typing import List, Optional, Sequence
 
 from ..files import file_sha256
 from ..models.csba_squeeze import HF_HUB_ORG
-from .errors import HubError
+from ..pretrained import HubError
 from .staged import validate_staged
 
 # the Hub stores these through LFS, whose cache blobs are named by the file's sha256 (text files: git blob sha1)

@@ -11,20 +11,21 @@ import math
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 import yaml
 from safetensors.torch import load_file, save_file
+# private, with no public twin: writes config.json exactly as timm's push_to_hf_hub does (pyproject bounds timm above)
 from timm.models._hub import save_config_for_hf
 
-from ..data import DatasetError, build_run_dataset
+from ..data.builders import build_run_dataset
+from ..data.errors import DatasetError
+from ..evaluation import evaluate_split
 from ..files import atomic_dir
-from ..model_card import CARD_METRICS, model_card
-from ..runs import study_run_dir, study_run_of
+from ..model_card import CARD_METRICS, study_columns, model_card
+from ..pretrained import HubError, load_pretrained
 from ..stats import mean_std
-from .errors import HubError
-from .loading import load_pretrained
 from .staged import validate_staged
 
 # files a finished train.py run must hold to be exported, and where each lands in the staged folder
@@ -112,25 +113,35 @@ def _spread(records: Sequence[Dict[str, Any]], keys: Sequence[str]) -> Dict[str,
     return spread
 
 
+# A study (studies/<name>/) trains each run in <runs>/<recipe>/<arm>.s<seed> and aggregates them into a results.csv
+# of one row per run: recipe, arm, seed and the run's metrics. `--study` quotes the run's (recipe, arm) rows.
+def study_run_dir(runs: Path, recipe: str, arm: str, seed: int) -> Path:
+    """Where a study trains one run: <runs>/<recipe>/<arm>.s<seed>."""
+    return runs / recipe / f'{arm}.s{seed}'
+
+
+def study_run_of(run: Path) -> Tuple[str, str]:
+    """(recipe, arm) of a study run folder, the inverse of `study_run_dir` (its seed is in its args.yaml)."""
+    return run.parent.name, run.name.rsplit('.s', 1)[0]
+
+
 def _study_summary(results_csv: Path, recipe: str, arm: str, seed: int, label_names: Sequence[str]) -> Dict[str, Any]:
-    """The (recipe, arm) row in a study's results.csv, as the study's report gives it: mean and sample std over the
-    arm's seeds, which must include `seed` (the staged run's). Rows are named as studies/elpv/aggregate.py names
-    them: recipe = the run folder's parent, arm = its name without `.s<seed>`."""
+    """The (recipe, arm) rows of a study's results.csv, summarised for the card: mean and sample std over the
+    arm's seeds, which must include `seed` (the staged run's), of the columns the card quotes."""
     if not results_csv.is_file():
-        raise HubError(f'--study {results_csv} does not exist. Pass the results.csv that `python '
-                       f'studies/elpv/aggregate.py` writes, or drop --study.')
+        raise HubError(f'--study {results_csv} does not exist. Pass the results.csv that the study\'s aggregate '
+                       f'step writes (studies/<name>/aggregate.py), or drop --study.')
     with results_csv.open(newline='') as f:
         rows = [r for r in csv.DictReader(f) if r.get('recipe') == recipe and r.get('arm') == arm]
     if not any(int(r['seed']) == seed for r in rows):
         raise HubError(f'{results_csv} has no row for {study_run_dir(Path(), recipe, arm, seed).as_posix()} '
-                       f'(recipe {recipe}, arm {arm}, seed {seed}). Rerun `python studies/elpv/aggregate.py` once '
-                       f'the run is diagnosed, or drop --study.')
-    keys = ['accuracy', 'balanced_accuracy', 'macro_f1', *(f'f1_{n}' for n in label_names),
-            'backbone_cosine_init', 'backbone_cosine_trained']
+                       f'(recipe {recipe}, arm {arm}, seed {seed}). Rerun the study\'s aggregate step '
+                       f'(studies/<name>/aggregate.py) once the run is diagnosed, or drop --study.')
+    keys = study_columns(label_names)
     missing = [k for k in keys if k not in rows[0]]
     if missing:
-        raise HubError(f'{results_csv} lacks the columns {", ".join(missing)}; rerun `python '
-                       f'studies/elpv/aggregate.py` to rewrite it.')
+        raise HubError(f'{results_csv} lacks the columns {", ".join(missing)} that the card quotes; rerun the '
+                       f'study\'s aggregate step (studies/<name>/aggregate.py) to rewrite it.')
     return {'results': results_csv.as_posix(), 'report': results_csv.with_name('REPORT.md').as_posix(),
             'recipe': recipe, 'arm': arm, 'seeds': sorted(int(r['seed']) for r in rows),
             'summary': _spread(rows, keys)}
@@ -145,7 +156,6 @@ def _copy_weights_as(source: Path, dest: Path, dtype: torch.dtype) -> None:
 def _check_scores_unchanged(folder: Path, train_args: Dict[str, Any], weights_dtype: str) -> None:
     """Score the staged weights on the run's test split: the card quotes the run's test_metrics.json, so weights
     stored at a lower precision must give the run's confusion matrix exactly."""
-    from ..evaluate import evaluate_split  # here, not at the top: evaluate -> predict -> hub
     try:
         test = build_run_dataset(argparse.Namespace(**train_args), splits=('test',))[0]['test']
     except DatasetError as e:

@@ -3,26 +3,9 @@ import os
 from pathlib import Path
 from typing import Any, List, Optional, Tuple
 
-import timm
-
-from ..models.csba_squeeze import HF_HUB_ORG
-from .errors import HubError
+from .. import __version__
+from ..pretrained import HubError
 from .staged import validate_staged
-
-
-def registry_repo_id(folder: os.PathLike) -> Optional[str]:
-    """The Hub repo of the registered tag a staged folder is named for (`<arch>.<tag>`), if the registry has it:
-    its hf_hub_id, or for a tag without weights yet (no hf_hub_id) the repo it will be published to."""
-    name = Path(folder).name
-    if not timm.is_model(name):
-        return None
-    try:
-        cfg = timm.models.get_pretrained_cfg(name)
-    except (RuntimeError, AttributeError):  # an architecture without this tag
-        return None
-    if cfg is None or cfg.tag != name.partition('.')[2]:
-        return None
-    return cfg.hf_hub_id or f'{HF_HUB_ORG}/{name}'
 
 
 def _network_errors() -> Tuple[type, ...]:
@@ -58,7 +41,6 @@ def push(
         return files, None
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError, RepositoryNotFoundError
-    from .. import __version__
     api = HfApi(token=token, library_name='timm_csba', library_version=__version__)
     try:
         api.create_repo(repo_id, repo_type='model', private=private, exist_ok=True)

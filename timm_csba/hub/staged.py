@@ -8,7 +8,7 @@ import timm
 from safetensors import SafetensorError, safe_open
 
 from ..model_card import CARD_METRICS
-from .errors import HubError
+from ..pretrained import HubError
 
 
 def _card_metrics(card) -> Dict[str, float]:

@@ -1,2 +1,3 @@
 """CSBA model family; importing this module registers every `csba_*` architecture in timm."""
 from .csba_squeeze import *
+from .flops import count_gmacs

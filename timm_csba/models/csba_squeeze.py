@@ -22,8 +22,8 @@ Deliberate departures from the paper's text, each exact where it matters:
       1x1 path over the concatenation. BatchNorm is per channel and Kaiming init depends only on fan-in, so
       parameters, function and init distribution are those of three separate conv-BN-act paths.
 
-Paper: "Class-Specific Branch Attention for Gradient Decoupling in Imbalanced PV Fault Classification"
-(method text in shared/paper/csba_paper.txt, sections 3-4).
+Paper: "Class-Specific Branch Attention for Mitigating Gradient Interference under Class Imbalance"
+(sections 3-4: the tri-path backbone, the branch classifier and the CSBA gates).
 
 Licensed under the Apache License 2.0.
 """
@@ -33,10 +33,11 @@ import torch
 import torch.nn as nn
 
 from timm.layers import BatchNormAct2d, ConvNormAct, SEModule, SelectAdaptivePool2d, get_device_dtype
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
-from timm.models import register_notrace_function
+from timm.models import (build_model_with_cfg, checkpoint, checkpoint_seq, generate_default_cfgs, register_model,
+                         register_notrace_function)
+# private: timm exports no public twin of the index resolver every timm model's forward_intermediates uses, and ours
+# must resolve `indices` exactly as timm's do (pyproject bounds timm above for it)
 from timm.models._features import feature_take_indices
-from timm.models._manipulate import checkpoint, checkpoint_seq
 
 __all__ = ['CsbaSqueeze', 'TriPathFire', 'BranchClassifier', 'ClassSpecificHeads', 'CsbaHead', 'HEAD_TYPES']
 

@@ -1,5 +1,8 @@
 """Load published weights: `timm.create_model(pretrained=True)` with the cached file checked against its checksum,
-and the ways a load fails as one line each."""
+the ways a load fails as one line each, and the Hub repo a registered tag is published to.
+
+This is the core install's loader (torch, timm, huggingface-hub, safetensors): predict and the Hub code build on it.
+"""
 import contextlib
 import os
 from pathlib import Path
@@ -11,10 +14,17 @@ from huggingface_hub import try_to_load_from_cache
 from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
 from safetensors import SafetensorError
 from timm.models import get_pretrained_cfg_value, parse_model_name
+# private, with no public twin: download_from_hf fetches one file of a repo as timm's own loader does (revision and
+# cache handling included), load_cfg_from_json reads timm's config.json; pyproject bounds timm above for them
 from timm.models._hub import download_from_hf, load_cfg_from_json
 
-from ..files import file_sha256
-from .errors import HubError
+from .files import file_sha256
+from .models.csba_squeeze import HF_HUB_ORG
+
+
+class HubError(ValueError):
+    """Weights or a staged Hub folder that cannot be loaded, exported, published or cached; the message names the
+    fix."""
 
 
 def _hub_repo(name: str, **kwargs) -> Optional[str]:
@@ -98,3 +108,18 @@ def pretrained_num_classes(name: str) -> Optional[int]:
         return get_pretrained_cfg_value(name, 'num_classes')
     # timm's own precedence (_parse_model_cfg): a top-level num_classes overrides the pretrained cfg's
     return config.get('num_classes', config.get('pretrained_cfg', {}).get('num_classes'))
+
+
+def registry_repo_id(folder: os.PathLike) -> Optional[str]:
+    """The Hub repo of the registered tag a staged folder is named for (`<arch>.<tag>`), if the registry has it:
+    its hf_hub_id, or for a tag without weights yet (no hf_hub_id) the repo it will be published to."""
+    name = Path(folder).name
+    if not timm.is_model(name):
+        return None
+    try:
+        cfg = timm.models.get_pretrained_cfg(name)
+    except (RuntimeError, AttributeError):  # an architecture without this tag
+        return None
+    if cfg is None or cfg.tag != name.partition('.')[2]:
+        return None
+    return cfg.hf_hub_id or f'{HF_HUB_ORG}/{name}'
