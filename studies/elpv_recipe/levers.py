@@ -56,7 +56,8 @@ LEVERS = {
     'ordinal': ['--loss', 'ordinal'],
     'mixup': ['--mixup', '0.2', '--cutmix', '1.0'],
     'sam_0.05': ['--sam-rho', '0.05'],  # a second pass per update: twice the step's compute
-    # the imbalance-training paper's regularisers (Shwartz-Ziv et al. 2023, arXiv:2312.02517): stronger crops and jitter; AdamW's decay at 5x
+    # the imbalance-training paper's regularisers (Shwartz-Ziv et al. 2023, arXiv:2312.02517): stronger crops and
+    # jitter; AdamW's decay at 5x
     'strong_aug': ['--augment', '{hflip: 0.5, vflip: 0.5, rot90: true, scale: [0.5, 1.0], '
                    'ratio: [0.75, 1.333], color_jitter: 0.4}'],
     'weight_decay_0.05': ['--weight-decay', '0.05'],

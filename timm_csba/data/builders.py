@@ -7,13 +7,14 @@ made here are stratified and seeded (splits.py).
 import inspect
 import pickle
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple
 
 import datasets
 import numpy as np
 from datasets import ClassLabel, DatasetDict, Features, Image, Value
 
 from .errors import DatasetError
+from .fractals import check_fractal_options, fractal_images
 from .hf_splits import check_images
 from .imbalance import class_counts
 from .splits import SPLITS, check_fractions, split_off
@@ -304,6 +305,35 @@ def _build_cifar10_lt(
 
 
 # ---------------------------------------------------------------------------------------------------------
+# formula-driven fractals (rendered once, then read from the HF datasets cache)
+
+
+def _fractal_rows(seed: int, categories: int, instances: int, size: int) -> Iterator[Dict[str, Any]]:
+    for image, category in fractal_images(seed, categories, instances, size):
+        yield {'image': image, 'label': category}
+
+
+def _build_fractals(
+        *,
+        seed: int,
+        val_fraction: float,
+        test_fraction: float,
+        categories: int = 1000,
+        instances: int = 50,
+        size: int = 64,
+        render_seed: int = 0,
+) -> DatasetDict:
+    """`categories` random IFS fractals x `instances` each at `size` px (fractals.py), rendered once into the HF
+    datasets cache (keyed by the options) and split by `seed`; `render_seed` draws the systems."""
+    check_fractal_options(categories, instances, size)
+    features = Features({'image': Image(), 'label': ClassLabel(names=[f'ifs_{c:04d}' for c in range(categories)])})
+    dataset = datasets.Dataset.from_generator(
+        _fractal_rows, features=features,
+        gen_kwargs=dict(seed=render_seed, categories=categories, instances=instances, size=size))
+    return DatasetDict(split_off(dataset, {'validation': val_fraction, 'test': test_fraction}, seed))
+
+
+# ---------------------------------------------------------------------------------------------------------
 # entry point
 
 
@@ -311,6 +341,7 @@ _BUILDERS: Dict[str, Callable[..., DatasetDict]] = {
     'elpv': _build_elpv,
     'pv_faults': _build_pv_faults,
     'cifar10_lt': _build_cifar10_lt,
+    'fractals': _build_fractals,
     'hub': _generic_builder('hub'),
     'imagefolder': _generic_builder('imagefolder'),
 }
