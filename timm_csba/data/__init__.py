@@ -7,6 +7,7 @@ depend only on the seed, so the same seed gives the same index lists on any mach
     elpv         ELPV electroluminescence solar cells, from the `elpv-dataset` package (embedded, default)
     pv_faults    Kaggle "Solar Panel Clean and Faulty Images" (6 classes), local imagefolder or Hub id
     cifar10_lt   CIFAR-10 subsampled to a long tail, n_i = floor(5000 * IR^(-i/9)) (LDAM-DRW protocol)
+    fractals     formula-driven: random IFS fractals, one category per system (no real image; fractals.py)
     hub          any Hub dataset id, given its image and label columns
     imagefolder  any local folder: imagefolder layout, parquet files, or a `save_to_disk` copy
 
