@@ -18,7 +18,7 @@ from timm_csba.inference import load_model, predict_images
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = 'csba_squeeze.elpv'
-BLOCKED = (*EXTRAS['train'], 'pandas', 'pyarrow')
+BLOCKED = (*EXTRAS['train'], *EXTRAS['inspect'], 'pandas', 'pyarrow')
 # a found spec without origin whose import fails: torch probes optional packages with find_spec for their folder
 WITHOUT_TRAIN_EXTRA = f'''
 import importlib.abc, importlib.machinery, sys
@@ -80,14 +80,14 @@ assert not any(name.partition('.')[0] in {BLOCKED!r} for name in sys.modules)
     assert row['label'] == expected['label'] and row['probability'] == pytest.approx(expected['probability'], abs=1e-5)
 
 
-COMMANDS = ('timm_csba.evaluate', 'timm_csba.diagnose', 'timm_csba.distill', 'timm_csba.hub', 'timm_csba.data',
-            'train.py')
+COMMANDS = {'timm_csba.evaluate': 'train', 'timm_csba.diagnose': 'train', 'timm_csba.distill': 'train',
+            'timm_csba.hub': 'train', 'timm_csba.data': 'train', 'train.py': 'train', 'timm_csba.inspect': 'inspect'}
 
 
 def test_a_command_without_its_extra_says_which_to_install_in_one_line():
     result = _core_python(f'''
 import contextlib, io, runpy
-for command in {COMMANDS!r}:
+for command in {list(COMMANDS)!r}:
     sys.argv, stderr = [command, '--help'], io.StringIO()
     with contextlib.redirect_stderr(stderr):
         try:
@@ -101,8 +101,8 @@ for command in {COMMANDS!r}:
     assert result.returncode == 0, result.stderr[-3000:]
     lines = [eval(line) for line in result.stdout.splitlines()]
     assert len(lines) == len(COMMANDS)
-    for command, line in zip(COMMANDS, lines):
+    for (command, extra), line in zip(COMMANDS.items(), lines):
         name = command if command.endswith('.py') else f'python -m {command}'
-        assert line.startswith(f'error: {name} needs the [train] extra (') and '\n' not in line
-        assert line.endswith('is not installed); install it with pip install "timm_csba[train]", or pip install -e '
-                             '".[train]" in a checkout')
+        assert line.startswith(f'error: {name} needs the [{extra}] extra (') and '\n' not in line
+        assert line.endswith(f'is not installed); install it with pip install "timm_csba[{extra}]", or pip install '
+                             f'-e ".[{extra}]" in a checkout')

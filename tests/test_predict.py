@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import timm
 import torch
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from timm_csba.data import build_transforms
 from timm_csba.data.builders import _elpv_root
 from timm_csba.hub import save_pretrained
-from timm_csba.inference import predict_images as predict, tta_probabilities
+from timm_csba.inference import load_image, predict_images as predict, tta_probabilities
 from timm_csba.predict import main
 
 NAMES = ['functional', 'possibly_defective', 'likely_defective', 'defective']
@@ -82,6 +82,45 @@ def test_grayscale_16_bit_and_colour_images_for_1_and_3_channel_models(gray_mode
         probability = {Path(r['path']).name: r['probability'] for r in rows}
         assert probability['cell_gray.png'] == pytest.approx(probability['cell_rgb.png'], abs=1e-6)
         assert probability['cell_gray.png'] == pytest.approx(probability['cell16.png'], abs=1e-6)
+
+
+def test_12_14_and_16_bit_images_map_by_the_bit_depth_they_were_recorded_at(gray_model, tmp_path):
+    """The same cell at 8 bits, scaled into a 12-bit range (with and without the PNG's sBIT chunk saying so), into
+    a 14-bit range and into the full 16-bit range: one picture to rounding, so one grade (v / 257 would have made
+    the 12-bit cell nearly black)."""
+    cell = np.asarray(Image.open(ELPV_IMAGES[1])).astype(np.float64)
+    Image.fromarray(cell.astype(np.uint8)).save(tmp_path / 'cell08.png')
+    for bits in (12, 14, 16):
+        scaled = np.round(cell * (2 ** bits - 1) / 255).astype(np.uint16)
+        Image.fromarray(scaled).save(tmp_path / f'cell{bits}.png')
+    said = PngImagePlugin.PngInfo()
+    said.add(b'sBIT', bytes([12]))  # a dim 12-bit exposure whose largest value alone would not tell its depth
+    Image.fromarray(np.round(cell * 1000 / 255).astype(np.uint16)).save(tmp_path / 'dim12.png', pnginfo=said)
+    eight = np.asarray(load_image(tmp_path / 'cell08.png'), dtype=float)
+    for bits in (12, 14, 16):
+        assert np.abs(np.asarray(load_image(tmp_path / f'cell{bits}.png'), dtype=float) - eight).max() <= 1
+    dim = np.asarray(load_image(tmp_path / 'dim12.png'), dtype=float)
+    assert np.abs(dim - np.round(cell * 1000 / 4095)).max() <= 1  # by its sBIT: 12 bits, not 10
+    model = timm.create_model(f'local-dir:{gray_model}', pretrained=True)
+    rows = predict(model, [tmp_path / f'cell{b:02d}.png' for b in (8, 12, 14, 16)], top_k=1)
+    assert len({r['label'] for r in rows}) == 1
+    assert max(r['probability'] for r in rows) - min(r['probability'] for r in rows) < 0.02
+    stretched = np.asarray(load_image(tmp_path / 'dim12.png', contrast='percentile'), dtype=float)
+    assert np.percentile(stretched, 1) <= 1 and np.percentile(stretched, 99) >= 254
+
+
+def test_a_folder_with_an_unreadable_image_grades_the_others_and_lists_it_at_the_end(gray_model, images, capsys):
+    folder = images / 'cells'
+    bad = folder / 'zz_broken.png'
+    bad.write_bytes(ELPV_IMAGES[0].read_bytes()[:200])
+    try:
+        with pytest.raises(SystemExit, match=f'1 of 4 image\\(s\\) could not be read; the others are graded:\ncannot '
+                                             f'decode image {bad}'):
+            main(['--model', str(gray_model), str(folder), '--format', 'json'])
+    finally:
+        bad.unlink()
+    graded = json.loads(capsys.readouterr().out)
+    assert [Path(r['path']).name for r in graded] == [p.name for p in ELPV_IMAGES[:3]]
 
 
 def test_bad_input_gets_one_clear_error(gray_model, tmp_path):

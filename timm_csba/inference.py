@@ -6,13 +6,13 @@ over this module, and scoring a whole dataset split (timm_csba.evaluation) build
 """
 import difflib
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
 import timm
 import torch
 from PIL import Image
 
+from .data.images import UndecodableImage, decode_image
 from .data.transforms import build_transforms
 from .pretrained import load_pretrained
 
@@ -57,24 +57,13 @@ def find_images(inputs: Sequence[str]) -> List[Path]:
     return paths
 
 
-def load_image(path: Path) -> Image.Image:
-    """Decode an image fully. 16-bit grayscale maps its range onto 8 bits (v / 257, so an 8-bit image saved as
-    16 bits comes back unchanged); 32-bit integer and float images are stretched from their min to their max."""
+def load_image(path: Path, contrast: str = 'none') -> Image.Image:
+    """Decode an image fully, in 8 bits: 12-16-bit images by the bit depth they were recorded at, float images
+    stretched from their minimum to their maximum (timm_csba.data.images.to_8bit), then `contrast`."""
     try:
-        with Image.open(path) as opened:
-            opened.load()
-            image = opened.copy()
-    except (OSError, ValueError, SyntaxError) as e:
-        raise InferenceError(f'cannot decode image {path}: {e}. Remove or replace the file.') from None
-    if image.mode in ('I;16', 'I;16B', 'I;16L'):
-        pixels = np.asarray(image, dtype=np.float64) / 257
-    elif image.mode in ('I', 'F'):
-        pixels = np.asarray(image, dtype=np.float64)
-        low, high = pixels.min(), pixels.max()
-        pixels = (pixels - low) / (high - low) * 255 if high > low else np.zeros_like(pixels)
-    else:
-        return image
-    return Image.fromarray(pixels.round().astype(np.uint8), mode='L')
+        return decode_image(path, contrast)
+    except UndecodableImage as e:
+        raise InferenceError(f'cannot decode image {path}: {e.reason}. Remove or replace the file.') from None
 
 
 def tta_probabilities(model: torch.nn.Module, x: torch.Tensor, tta: str = 'none') -> torch.Tensor:
@@ -88,14 +77,26 @@ def tta_probabilities(model: torch.nn.Module, x: torch.Tensor, tta: str = 'none'
 
 
 class _Images(torch.utils.data.Dataset):
-    def __init__(self, paths: Sequence[Path], transform):
-        self.paths, self.transform = paths, transform
+    """(index, model input or None, the reason it cannot be read or None) per image path."""
+
+    def __init__(self, paths: Sequence[Path], transform, contrast: str):
+        self.paths, self.transform, self.contrast = paths, transform, contrast
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return self.transform(load_image(self.paths[index]))
+    def __getitem__(self, index: int) -> Tuple[int, Optional[torch.Tensor], Optional[str]]:
+        try:
+            return index, self.transform(load_image(self.paths[index], self.contrast)), None
+        except InferenceError as e:
+            return index, None, str(e)
+
+
+def _readable_batch(items: Sequence[Tuple[int, Optional[torch.Tensor], Optional[str]]]):
+    """(indices of the readable images, their batch or None, {index: reason} of the others)."""
+    readable = [(i, x) for i, x, _ in items if x is not None]
+    batch = torch.stack([x for _, x in readable]) if readable else None
+    return [i for i, _ in readable], batch, {i: error for i, x, error in items if x is None}
 
 
 def label_names(model: torch.nn.Module) -> List[str]:
@@ -107,22 +108,28 @@ def label_names(model: torch.nn.Module) -> List[str]:
 
 
 def predict_images(model: torch.nn.Module, paths: Sequence[Path], top_k: int = 3, batch_size: int = 32,
-            num_workers: int = 0, device: Optional[torch.device] = None, tta: str = 'none') -> List[Dict[str, Any]]:
-    """Return one row per image: path, top-1 label and probability, and the top-k (label, probability) list;
-    with `tta`, the probabilities are the mean over the augmented views."""
+                   num_workers: int = 0, device: Optional[torch.device] = None, tta: str = 'none',
+                   contrast: str = 'none', skip_unreadable: bool = False) -> List[Dict[str, Any]]:
+    """Return one row per image, in the order of `paths`: path, top-1 label and probability, and the top-k (label,
+    probability) list; with `tta`, the probabilities are the mean over the augmented views. An image that cannot
+    be decoded raises InferenceError, or with `skip_unreadable` gets a row {'path', 'error'} and the rest go on."""
     device = device or torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     model = model.to(device).eval()
     names = label_names(model)
     top_k = min(top_k, len(names))
-    loader = torch.utils.data.DataLoader(_Images(paths, build_transforms(model, is_training=False)),
-                                         batch_size=batch_size, num_workers=num_workers)
-    rows, done = [], 0
+    images = _Images(paths, build_transforms(model, is_training=False), contrast)
+    loader = torch.utils.data.DataLoader(images, batch_size=batch_size, num_workers=num_workers,
+                                         collate_fn=_readable_batch)
+    rows = {}
     with torch.inference_mode():
-        for batch in loader:
-            probs = tta_probabilities(model, batch.to(device), tta)
-            values, indices = probs.topk(top_k, dim=-1)
-            for p, i in zip(values.tolist(), indices.tolist()):
-                rows.append({'path': str(paths[done]), 'label': names[i[0]], 'probability': p[0],
-                             'top_k': [{'label': names[c], 'probability': v} for c, v in zip(i, p)]})
-                done += 1
-    return rows
+        for indices, batch, errors in loader:
+            if errors and not skip_unreadable:
+                raise InferenceError(next(iter(errors.values())))
+            rows.update({i: {'path': str(paths[i]), 'error': error} for i, error in errors.items()})
+            if batch is None:
+                continue
+            values, classes = tta_probabilities(model, batch.to(device), tta).topk(top_k, dim=-1)
+            for i, p, c in zip(indices, values.tolist(), classes.tolist()):
+                rows[i] = {'path': str(paths[i]), 'label': names[c[0]], 'probability': p[0],
+                           'top_k': [{'label': names[k], 'probability': v} for k, v in zip(c, p)]}
+    return [rows[i] for i in range(len(paths))]
