@@ -93,6 +93,9 @@ LEVERS = {
     # SGD with Nesterov momentum (timm's 'sgd') and L2 decay, the usual optimiser of CNNs trained from scratch,
     # whose minima often generalise better than Adam's; peak learning rate 0.05 at batch 32, or 0.02
     'sgd': ['--opt', 'sgd', '--lr', '0.05', '--momentum', '0.9', '--weight-decay', '0.0005'],
+    # a start from the backbone pretrained on formula-driven fractals (configs/fractal_pretrain.yaml; no real image),
+    # its 1,000-category classifier replaced by ELPV's four grades
+    'fractal': ['--model', 'local-dir:runs/fractal_pretrain/best', '--pretrained', '--reset-classifier'],
     'lr_0.02': ['--lr', '0.02'],
 }
 # a final phase: the run named before it, fine-tuned from its best checkpoint at a larger size with a short

@@ -26,10 +26,11 @@ PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 
 
 class UndecodableImage(DatasetError):
-    """An image file that cannot be decoded; `reason` is the decoder's own word."""
+    """An image file that cannot be decoded; `reason` is the decoder's own word. Built from its message alone too,
+    as a DataLoader worker's exception is raised again in the main process."""
 
-    def __init__(self, name: str, reason: str):
-        super().__init__(f'Cannot decode image {name}: {reason}. Remove or replace the file.')
+    def __init__(self, message: str, name: str = '', reason: str = ''):
+        super().__init__(message)
         self.name, self.reason = name, reason
 
 
@@ -90,5 +91,5 @@ def decode_image(value: Any, contrast: str = 'none') -> PILImage.Image:
         image = PILImage.open(io.BytesIO(data))
         image.load()  # truncated files fail here, not later inside a transform
     except (OSError, ValueError, SyntaxError, TypeError) as e:
-        raise UndecodableImage(name, str(e)) from None
+        raise UndecodableImage(f'Cannot decode image {name}: {e}. Remove or replace the file.', name, str(e)) from None
     return to_8bit(image, significant_bits(data) if image.mode in INTEGER_MODES else None, contrast)
