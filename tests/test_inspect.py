@@ -157,7 +157,7 @@ def test_a_folder_inspects_every_readable_module_and_lists_the_others(tmp_path, 
     with pytest.raises(SystemExit) as stop:
         main([str(folder), '--grid', '6x10', '--model', MODEL, '--out', str(tmp_path / 'out')])
     lines = str(stop.value.code).splitlines()
-    assert lines[0] == 'error: 2 of 3 image(s) not inspected; the others are:'
+    assert lines[0] == 'error: 2 of 3 image(s) not inspected:'
     assert lines[1].startswith(f'{folder / "b_dark.png"}: no module found: the image is all dark')
     assert lines[2].startswith(f'{folder / "c_broken.png"}: cannot decode image')
     assert capsys.readouterr().out.startswith('a_good: 6x10 cells: functional ')

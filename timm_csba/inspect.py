@@ -16,7 +16,7 @@ images map onto 8 bits by the bit depth they were recorded at. Written to --out:
                               linear before pooling, Grad-CAM for any other model)
 
 and a one-line summary per module (cells per grade). A folder is searched for module images; the ones that cannot
-be read or hold no module are listed at the end (exit status 1), the others inspected.
+be read or hold no module are listed at the end (exit status 1), after the others are inspected.
 """
 import argparse
 import csv
@@ -116,7 +116,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             tmp.write_text(text.getvalue())
         print(f'wrote {out / "cells.csv"} ({len(rows)} cells) and the maps of {len(paths) - len(failed)} module(s)')
     if failed:
-        sys.exit(f'error: {len(failed)} of {len(paths)} image(s) not inspected; the others are:\n' + '\n'.join(failed))
+        sys.exit(f'error: {len(failed)} of {len(paths)} image(s) not inspected:\n' + '\n'.join(failed))
 
 
 if __name__ == '__main__':
