@@ -1,4 +1,5 @@
 """metrics.classification_metrics against counts done by hand."""
+import numpy as np
 import pytest
 
 from timm_csba.metrics import classification_metrics, save_confusion_matrix
@@ -18,3 +19,14 @@ def test_metrics_by_hand(tmp_path):
     assert m['confusion_matrix'] == [[2, 1, 0], [1, 1, 0], [1, 0, 0]]
     save_confusion_matrix(m, str(tmp_path / 'cm.png'))
     assert (tmp_path / 'cm.png').read_bytes()[:4] == b'\x89PNG'
+
+
+def test_a_confusion_matrix_of_many_classes_stays_a_picture_of_bounded_size(tmp_path):
+    """1,000 classes (the fractal pretext) would make a labelled figure 132,000 pixels wide; past MAX_ANNOTATED it
+    is drawn as an unlabelled picture of the usual size."""
+    from PIL import Image
+
+    labels = np.arange(200).repeat(2)
+    m = classification_metrics(labels, labels, [f'c{i}' for i in range(200)])
+    save_confusion_matrix(m, str(tmp_path / 'many.png'))
+    assert max(Image.open(tmp_path / 'many.png').size) <= 1400

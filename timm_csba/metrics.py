@@ -14,6 +14,7 @@ __all__ = ['METRICS', 'classification_metrics', 'save_confusion_matrix', 'save_p
 
 # scalar metrics usable for early stopping / best-checkpoint selection (all: higher is better)
 METRICS = ('accuracy', 'balanced_accuracy', 'macro_f1')
+MAX_ANNOTATED = 30  # classes up to which the confusion-matrix picture labels every cell
 
 
 def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[str]) -> Dict[str, Any]:
@@ -44,10 +45,16 @@ def save_confusion_matrix(metrics: Dict[str, Any], path: str, title: str = '') -
     from sklearn.metrics import ConfusionMatrixDisplay
 
     names = list(metrics['per_class'])
-    size = max(4.0, 1.1 * len(names))
+    # beyond MAX_ANNOTATED classes (a pretext of 1,000 fractal categories) the matrix is a picture of its diagonal:
+    # a labelled cell per pair would make a figure a hundred thousand pixels wide and take hours to draw
+    many = len(names) > MAX_ANNOTATED
+    size = 10.0 if many else max(4.0, 1.1 * len(names))
     fig, ax = plt.subplots(figsize=(size + 1, size))
-    ConfusionMatrixDisplay(np.asarray(metrics['confusion_matrix']), display_labels=names).plot(
-        ax=ax, cmap='Blues', colorbar=False, xticks_rotation=30)
+    ConfusionMatrixDisplay(np.asarray(metrics['confusion_matrix']), display_labels=None if many else names).plot(
+        ax=ax, cmap='Blues', colorbar=many, include_values=not many, xticks_rotation=30)
+    if many:
+        ax.set_xticks([])
+        ax.set_yticks([])
     ax.set_title(title or f'accuracy {metrics["accuracy"]:.3f}, macro-F1 {metrics["macro_f1"]:.3f}')
     fig.tight_layout()
     fig.savefig(Path(path), dpi=120)
