@@ -13,7 +13,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1] / 'timm_csba'
 PACKAGE = PACKAGE_DIR.name
 
 # the command lines and what only they use (argparse types, train.py's run directory, the extras' one line)
-CLI_MODULES = {'predict', 'evaluate', 'inspect', 'diagnose', 'distill', '__main__', 'hub.__main__', 'data.__main__',
+CLI_MODULES = {'predict', 'evaluate', 'inspect', 'export', 'diagnose', 'distill', '__main__', 'hub.__main__', 'data.__main__',
                'cli_args', 'dataset_flags', 'runs', 'extras'}
 # library modules by layer, a module named by its first matching prefix (longest first)
 LAYERS = {
@@ -21,6 +21,7 @@ LAYERS = {
     'data': 1, 'losses': 1, 'metrics': 1, 'diagnostics': 1, 'stats': 1, 'calibration': 1, 'sam': 1,
     'tensor_input': 1,
     'pretrained': 2, 'inference': 2, 'evaluation': 2, 'distillation': 2, 'module': 2, 'cam': 2, 'inspection': 2,
+    'onnx_model': 2, 'onnx_export': 2,
     'hub': 3, 'model_card': 3,
 }
 

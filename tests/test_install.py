@@ -1,8 +1,8 @@
 """The core install: without the [train] extra the published weights load, predict grades a cell and a
 diagnostics.json reads back typed; a command that needs the extra says so in one line.
 
-Each check runs in a fresh interpreter where importing any module of the [train] extra (or pandas and pyarrow,
-which it brings) fails as it does where the extra is not installed."""
+Each check runs in a fresh interpreter where importing any module of the [train], [inspect] or [onnx] extras (or
+pandas and pyarrow, which [train] brings) fails as it does where the extra is not installed."""
 import json
 import os
 import subprocess
@@ -18,7 +18,7 @@ from timm_csba.inference import load_model, predict_images
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = 'csba_squeeze.elpv'
-BLOCKED = (*EXTRAS['train'], *EXTRAS['inspect'], 'pandas', 'pyarrow')
+BLOCKED = (*EXTRAS['train'], *EXTRAS['inspect'], *EXTRAS['onnx'], 'pandas', 'pyarrow')
 # a found spec without origin whose import fails: torch probes optional packages with find_spec for their folder
 WITHOUT_TRAIN_EXTRA = f'''
 import importlib.abc, importlib.machinery, sys
@@ -81,7 +81,8 @@ assert not any(name.partition('.')[0] in {BLOCKED!r} for name in sys.modules)
 
 
 COMMANDS = {'timm_csba.evaluate': 'train', 'timm_csba.diagnose': 'train', 'timm_csba.distill': 'train',
-            'timm_csba.hub': 'train', 'timm_csba.data': 'train', 'train.py': 'train', 'timm_csba.inspect': 'inspect'}
+            'timm_csba.hub': 'train', 'timm_csba.data': 'train', 'train.py': 'train', 'timm_csba.inspect': 'inspect',
+            'timm_csba.export': 'onnx'}
 
 
 def test_a_command_without_its_extra_says_which_to_install_in_one_line():

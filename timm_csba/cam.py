@@ -5,7 +5,8 @@ GAP(sum_b w_b * W_b (a_b * F)) with each gate a_b read from GAP(F). Applying the
 map F itself, with the gates read from the pooled vector, gives a map per class whose spatial mean is the logit
 exactly (a CAM, Zhou et al. 2016), from the same forward pass and no backward. Every other model, the
 `csba_squeeze_heads` variant (a non-linear head per class) included, gets Grad-CAM (Selvaraju et al. 2017) through
-the `grad-cam` package on its last feature stage.
+the `grad-cam` package on its last feature stage. A model exported to ONNX (timm_csba.onnx_export) carries the
+exact maps as a second output where its head has them; Grad-CAM needs gradients, so it needs the PyTorch model.
 """
 from typing import List, Optional, Sequence, Tuple
 
@@ -18,8 +19,9 @@ from timm.layers import SEModule
 
 from .data.transforms import build_transforms
 from .models.csba_squeeze import BranchClassifier, CsbaSqueeze
+from .onnx_model import OnnxModel, OnnxModelError
 
-__all__ = ['LINEAR_HEADS', 'CamError', 'has_exact_cam', 'branch_class_maps', 'class_activation_maps', 'overlay_heat',
+__all__ = ['LINEAR_HEADS', 'CamError', 'has_exact_cam', 'has_maps', 'branch_class_maps', 'class_activation_maps', 'overlay_heat',
            'cam_overlays']
 
 LINEAR_HEADS = ('sum', 'csba', 'shared', 'gradnorm')
@@ -33,6 +35,11 @@ def has_exact_cam(model: nn.Module) -> bool:
     """Whether `model` is a CSBA model whose head is linear before an average pool (an exact CAM)."""
     return (isinstance(model, CsbaSqueeze) and model.head.head_type in LINEAR_HEADS
             and isinstance(model.head.fc, BranchClassifier) and model.head.global_pool.pool_type == 'avg')
+
+
+def has_maps(model: nn.Module) -> bool:
+    """Whether `class_activation_maps` can map `model`: any PyTorch model, an ONNX one exported with class maps."""
+    return not isinstance(model, OnnxModel) or model.has_class_maps
 
 
 def _gate(attn: nn.Module, pooled: torch.Tensor) -> torch.Tensor:
@@ -81,9 +88,12 @@ def class_activation_maps(model: nn.Module, x: torch.Tensor,
     image's predicted class): the exact CAM where the head allows it, Grad-CAM otherwise."""
     model.eval()
     size = x.shape[-2:]
-    if has_exact_cam(model):
-        with torch.no_grad():
-            logits, maps = branch_class_maps(model, x)
+    if has_exact_cam(model) or isinstance(model, OnnxModel):
+        try:
+            with torch.no_grad():
+                logits, maps = model.class_maps(x) if isinstance(model, OnnxModel) else branch_class_maps(model, x)
+        except OnnxModelError as e:
+            raise CamError(str(e)) from None
         chosen = logits.argmax(1) if classes is None else torch.as_tensor(classes)
         heat = maps[torch.arange(len(x)), chosen].float().unsqueeze(1)
         heat = F.interpolate(heat, size=size, mode='bilinear', align_corners=False).squeeze(1)
@@ -115,7 +125,7 @@ def overlay_heat(cell: Image.Image, heat: np.ndarray, alpha: float = 0.45) -> Im
 def cam_overlays(model: nn.Module, images: Sequence[Image.Image], batch_size: int = 32) -> List[Image.Image]:
     """Each image with the heat map of its predicted class laid over it, through the model's eval transform."""
     transform = build_transforms(model, is_training=False)
-    device = next(model.parameters()).device
+    device = next(model.parameters(), torch.empty(0)).device  # an OnnxModel has none: CPU
     overlays = []
     for start in range(0, len(images), batch_size):
         batch = images[start:start + batch_size]

@@ -3,7 +3,8 @@ one line which extra to install, instead of a ModuleNotFoundError trace.
 
 The core install (torch, torchvision, timm, safetensors, huggingface-hub, pillow, numpy) creates the models, loads
 published weights and runs `python -m timm_csba.predict`; training, evaluation, diagnostics and Hub export need
-`[train]`, inspecting whole modules `[inspect]`.
+`[train]`, inspecting whole modules `[inspect]`,
+exporting to ONNX and running the export `[onnx]`.
 """
 
 __all__ = ['EXTRAS', 'missing_extra']
@@ -12,6 +13,7 @@ __all__ = ['EXTRAS', 'missing_extra']
 EXTRAS = {
     'train': ('accelerate', 'datasets', 'elpv_dataset', 'sklearn', 'scipy', 'matplotlib', 'ninja'),
     'inspect': ('scipy', 'pytorch_grad_cam'),
+    'onnx': ('onnx', 'onnxruntime'),
 }
 
 

@@ -14,6 +14,7 @@ from PIL import Image
 
 from .data.images import UndecodableImage, decode_image
 from .data.transforms import build_transforms
+from .onnx_model import OnnxModel, OnnxModelError, is_onnx_path
 from .pretrained import load_pretrained
 
 __all__ = ['TTA', 'IMAGE_SUFFIXES', 'InferenceError', 'load_model', 'find_images', 'load_image', 'label_names',
@@ -29,7 +30,13 @@ class InferenceError(ValueError):
 
 
 def load_model(name: str) -> torch.nn.Module:
-    """A timm model with its trained weights, from a registry name, `hf-hub:`/`local-dir:` or a folder."""
+    """A timm model with its trained weights, from a registry name, `hf-hub:`/`local-dir:` or a folder; or an
+    exported model.onnx, run by ONNX Runtime (timm_csba.onnx_model)."""
+    if is_onnx_path(name):
+        try:
+            return OnnxModel(name)
+        except OnnxModelError as e:
+            raise InferenceError(str(e)) from None
     if Path(name).is_dir():
         name = f'local-dir:{name}'
     elif ':' not in name and not timm.is_model(name):

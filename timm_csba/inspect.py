@@ -34,7 +34,7 @@ from .files import OutputPathError, atomic_dir, atomic_path, check_output_path
 from .inference import InferenceError, find_images, label_names, load_image, load_model
 
 try:  # the [inspect] extra; started without it, the command says so in one line
-    from .cam import CamError, overlay_heat
+    from .cam import CamError, has_maps, overlay_heat
     from .inspection import ModuleReport, grade_map, inspect_module
     from .module import ModuleError, parse_grid
 except ModuleNotFoundError as e:
@@ -59,6 +59,8 @@ def _corners(texts: Optional[Sequence[str]]) -> Optional[np.ndarray]:
 def _write_module(report: ModuleReport, name: str, names: Sequence[str], out: Path) -> None:
     with atomic_path(out / f'{name}_map.png') as tmp:
         grade_map(report, names).save(tmp, format='PNG')
+    if not report.heat:
+        return
     with atomic_dir(out / f'{name}_cells') as tmp:
         for (r, c), grade in report.grades().items():
             if grade > 0:
@@ -80,7 +82,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument('--corners', nargs=4, metavar='X,Y', help='the module\'s corners in the image: top-left, '
                         'top-right, bottom-right, bottom-left (default: found)')
     parser.add_argument('--model', default=DEFAULT_MODEL, help='a timm name with weights, hf-hub:ORG/NAME, '
-                        'local-dir:DIR or DIR (default: the published csba_squeeze.elpv)')
+                        'local-dir:DIR, DIR, or an exported model.onnx run by ONNX Runtime (the [onnx] extra; '
+                        'default: the published csba_squeeze.elpv)')
     parser.add_argument('--contrast', default='none', choices=CONTRASTS, help='percentile: stretch each module\'s '
                         '1st..99th percentile to 0..255 before it is found (exposures far from ELPV\'s)')
     parser.add_argument('--batch-size', type=positive_int, default=64, help='cells per forward pass')
@@ -94,11 +97,16 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     except (ModuleError, OutputPathError, InferenceError) as e:
         sys.exit(f'error: {e}')
     names = label_names(model)
+    heat_maps = has_maps(model)
+    if not heat_maps:
+        print(f'note: {args.model} was exported without class maps (its head needs Grad-CAM, which needs the '
+              f'PyTorch model): cells are graded and mapped, without MODULE_cells/ heat maps', file=sys.stderr)
     rows: List[List] = []
     failed: List[str] = []
     for path in paths:
         try:
-            report = inspect_module(model, load_image(path, args.contrast), grid, corners, args.batch_size)
+            report = inspect_module(model, load_image(path, args.contrast), grid, corners, args.batch_size,
+                                    heat_maps)
         except (InferenceError, ModuleError, CamError) as e:
             failed.append(f'{path}: {e}')
             continue

@@ -35,9 +35,11 @@ class ModuleReport:
 
 
 def inspect_module(model: torch.nn.Module, image: Image.Image, grid: Optional[Tuple[int, int]] = None,
-                   corners: Optional[np.ndarray] = None, batch_size: int = 64) -> ModuleReport:
+                   corners: Optional[np.ndarray] = None, batch_size: int = 64,
+                   heat_maps: bool = True) -> ModuleReport:
     """Grade every cell of the 8-bit module `image` (timm_csba.data.images.to_8bit) with `model`, in batches, with
-    a heat map of the predicted class per cell. `grid` (rows, cols) and `corners` are found when not given."""
+    a heat map of the predicted class per cell unless `heat_maps` is False (then `heat` is empty). `grid` (rows,
+    cols) and `corners` are found when not given."""
     gray = image.convert('L')
     corners = find_module(np.asarray(gray)) if corners is None else check_corners(corners, *gray.size)
     rectified = rectify(gray, corners)
@@ -48,15 +50,19 @@ def inspect_module(model: torch.nn.Module, image: Image.Image, grid: Optional[Tu
     size = tuple(2 * v for v in resolve_data_config(model=model)['input_size'][-2:])[::-1]
     cells = {key: sample_cell(gray, corners, rectified.size, box, size) for key, box in boxes.items()}
     transform = build_transforms(model, is_training=False)
-    device = next(model.parameters()).device
+    device = next(model.parameters(), torch.empty(0)).device  # an OnnxModel has none: CPU
     keys = list(cells)
     probabilities, heat = {}, {}
     for start in range(0, len(keys), batch_size):
         batch = keys[start:start + batch_size]
         x = torch.stack([transform(cells[key]) for key in batch]).to(device)
-        p, h = class_activation_maps(model, x)
-        for key, pk, hk in zip(batch, p.cpu().numpy(), h.cpu().numpy()):
-            probabilities[key], heat[key] = pk, hk
+        if heat_maps:
+            p, h = class_activation_maps(model, x)
+            heat.update(zip(batch, h.cpu().numpy()))
+        else:
+            with torch.inference_mode():
+                p = model(x).float().softmax(1)
+        probabilities.update(zip(batch, p.cpu().numpy()))
     return ModuleReport(corners, rectified, rows, cols, boxes, cells, probabilities, heat)
 
 

@@ -5,7 +5,8 @@
     python -m timm_csba.predict --model runs/elpv/best cells/ --top-k 2 --format json
 
 --model is a timm name with published weights (`csba_squeeze.elpv`), `hf-hub:ORG/NAME`, `local-dir:FOLDER` or a
-folder in timm's Hub format (a train.py run's best/, a staged hub/ folder). Folders given as inputs are searched
+folder in timm's Hub format (a train.py run's best/, a staged hub/ folder), or a model.onnx written by
+`python -m timm_csba.export`, which ONNX Runtime runs with the preprocessing.json beside it. Folders given as inputs are searched
 recursively for images, and every readable one is graded: the ones that cannot be decoded are listed at the end
 (exit status 1). Images are preprocessed exactly as the model's pretrained config says (timm's eval transform);
 grayscale, palette and colour images are converted to what the model takes (in_chans 1 or 3), and 12-16-bit images
@@ -19,12 +20,11 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from .cam import CamError, cam_overlays
+from .cam import CamError, cam_overlays, has_maps
 from .cli_args import non_negative_int, positive_int
 from .data.images import CONTRASTS
 from .files import OutputPathError, atomic_path, check_output_path
 from .inference import TTA, InferenceError, find_images, load_image, load_model, predict_images
-
 
 
 def _write(rows: List[Dict[str, Any]], fmt: str, stream) -> None:
@@ -52,7 +52,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(prog='python -m timm_csba.predict', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('images', nargs='+', help='image files and/or folders')
-    parser.add_argument('--model', required=True, help='csba_squeeze.elpv, hf-hub:ORG/NAME, local-dir:DIR or DIR')
+    parser.add_argument('--model', required=True, help='csba_squeeze.elpv, hf-hub:ORG/NAME, local-dir:DIR, DIR, or '
+                        'an exported model.onnx run by ONNX Runtime (the [onnx] extra)')
     parser.add_argument('--top-k', type=positive_int, default=3, help='classes per image, most probable first')
     parser.add_argument('--batch-size', type=positive_int, default=32, help='images per forward pass')
     parser.add_argument('--num-workers', type=non_negative_int, default=0, help='DataLoader workers decoding images')
@@ -72,6 +73,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             check_output_path(args.output, '--output')
         cam_dir = check_output_path(args.cam, '--cam', folder=True) if args.cam else None
         model = load_model(args.model)
+        if cam_dir is not None and not has_maps(model):
+            raise InferenceError(f'--cam: {args.model} was exported without class maps (its head needs Grad-CAM, '
+                                 f'which needs gradients); pass the PyTorch model to --model for heat maps')
         rows = predict_images(model, find_images(args.images), top_k=args.top_k, batch_size=args.batch_size,
                               num_workers=args.num_workers, tta=args.tta, contrast=args.contrast,
                               skip_unreadable=True)

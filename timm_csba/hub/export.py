@@ -22,7 +22,7 @@ from timm.models._hub import save_config_for_hf
 from ..data.builders import build_run_dataset
 from ..data.errors import DatasetError
 from ..evaluation import evaluate_split
-from ..files import atomic_dir
+from ..files import atomic_dir, write_json
 from ..model_card import CARD_METRICS, study_columns, model_card
 from ..pretrained import HubError, load_pretrained
 from ..stats import mean_std
@@ -75,7 +75,19 @@ def save_pretrained(
             model_args=model_args,
             data_config=data_config,
         )
+        drop_repeated_num_classes(tmp / 'config.json')
     return Path(directory)
+
+
+def drop_repeated_num_classes(config_path: Path) -> None:
+    """Remove `num_classes` from a timm config.json's model_args, where timm records it beside the top-level
+    num_classes: timm builds the head from the top-level one either way, and transformers' TimmWrapper passes
+    num_classes=num_labels and then **model_args, so a repeated key fails every
+    AutoModelForImageClassification.from_pretrained and pipeline('image-classification') of the folder."""
+    config = json.loads(config_path.read_text())
+    if 'num_classes' in config.get('model_args', {}):
+        del config['model_args']['num_classes']
+        write_json(config_path, config)
 
 
 # what another seed needs for the card's mean and std: a finished run, or its record (studies/elpv/records/...)
@@ -203,6 +215,7 @@ def export_run(run_dir: os.PathLike, to: os.PathLike, seed_runs: Sequence[os.Pat
                 _copy_weights_as(run / source, tmp / name, WEIGHTS_DTYPES[weights_dtype])
             else:
                 shutil.copyfile(run / source, tmp / name)
+        drop_repeated_num_classes(tmp / 'config.json')  # a run saved before save_pretrained dropped it
         if weights_dtype != 'float32':
             _check_scores_unchanged(tmp, args, weights_dtype)
         (tmp / 'diagnostics').mkdir()

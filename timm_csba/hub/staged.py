@@ -34,7 +34,8 @@ def validate_staged(folder: os.PathLike) -> List[Tuple[str, int]]:
     if config['num_classes'] != len(config.get('label_names', [])):
         raise HubError(f'{folder}/config.json: num_classes {config["num_classes"]} but '
                        f'{len(config.get("label_names", []))} label_names.')
-    model = timm.create_model(config['architecture'], pretrained=False, **config.get('model_args', {}))
+    model = timm.create_model(config['architecture'], pretrained=False,
+                              **{'num_classes': config['num_classes'], **config.get('model_args', {})})
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     try:
         with safe_open(str(folder / 'model.safetensors'), framework='pt') as f:
