@@ -90,6 +90,10 @@ def decode_image(value: Any, contrast: str = 'none') -> PILImage.Image:
         data = source if isinstance(source, bytes) else Path(source).read_bytes()
         image = PILImage.open(io.BytesIO(data))
         image.load()  # truncated files fail here, not later inside a transform
+    except PILImage.UnidentifiedImageError:  # its own message names the in-memory buffer, not the file
+        reason = 'no image format PIL reads (PNG, TIFF, JPEG, BMP, WebP) is in it'
+        raise UndecodableImage(f'Cannot decode image {name}: {reason}. Remove or replace the file.', name,
+                               reason) from None
     except (OSError, ValueError, SyntaxError, TypeError) as e:
         raise UndecodableImage(f'Cannot decode image {name}: {e}. Remove or replace the file.', name, str(e)) from None
     return to_8bit(image, significant_bits(data) if image.mode in INTEGER_MODES else None, contrast)
