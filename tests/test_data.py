@@ -1,5 +1,6 @@
 """timm_csba.data: real ELPV data from the package, generated data in the Hub/local schemas, and bad input."""
 import argparse
+import gzip
 import hashlib
 import pickle
 from pathlib import Path
@@ -14,11 +15,12 @@ from PIL import Image as PILImage
 
 import timm_csba  # noqa: F401
 from timm_csba.data import (
-    CIFAR10_CLASSES, PV_FAULTS_CLASSES, SAMPLERS, ClassAwareSampler, DatasetError, attach_transform, build_dataset,
+    CIFAR10_CLASSES, FASHION_MNIST_CLASSES, PV_FAULTS_CLASSES, SAMPLERS, ClassAwareSampler, DatasetError, attach_transform, build_dataset,
     build_run_dataset, build_transforms, class_counts, class_weights, find_corrupt_images, imbalance_ratio,
     long_tail_counts, stratified_split,
 )
 from timm_csba.data.__main__ import main as data_main
+from timm_csba.data.builders import FASHION_MNIST_DEBIAN
 
 ELPV_COUNTS = {'functional': 1508, 'possibly_defective': 295, 'likely_defective': 106, 'defective': 715}
 
@@ -252,13 +254,14 @@ def test_cifar10_python_batches(tmp_path):
 
 
 def test_unknown_dataset_lists_the_known_ones():
-    with pytest.raises(DatasetError, match="Unknown dataset 'elvp'; known datasets: elpv, pv_faults, cifar10_lt"):
+    with pytest.raises(DatasetError, match="Unknown dataset 'elvp'; known datasets: elpv, pv_faults, cifar10, "
+                                           "cifar10_lt, fashion_mnist"):
         build_dataset('elvp')
 
 
 def test_unknown_option_lists_the_valid_ones():
     with pytest.raises(DatasetError, match=r"Unknown option\(s\) label for dataset 'elpv'; its options are: "
-                                           r"cell_type, labels"):
+                                           r"cell_type, imbalance_ratio, labels"):
         build_dataset('elpv', label='binary')
 
 
@@ -275,12 +278,13 @@ def test_class_with_no_training_images(tmp_path):
         build_dataset('imagefolder', data_dir=str(root), test_fraction=0.5, val_fraction=0.1)
     source = _cifar_schema(num_train=20, num_test=2)
     source.save_to_disk(str(tmp_path / 'cifar'))
-    with pytest.raises(DatasetError, match='have no train images'):
+    with pytest.raises(DatasetError, match='imbalance_ratio=100 leaves the last class of .* with no image .20 per '
+                                           'class at most.; use a ratio of at most 20'):
         build_dataset('cifar10_lt', data_dir=str(tmp_path / 'cifar'), imbalance_ratio=100)
 
 
 @pytest.mark.parametrize('kwargs, message', [
-    (dict(imbalance_ratio=0.5), 'imbalance_ratio=0.5 < 1'),
+    (dict(imbalance_ratio=0.5), 'imbalance_ratio=0.5 is below 1'),
     (dict(val_fraction=0.0), 'val_fraction=0.0 leaves a split empty'),
     (dict(val_fraction=0.5, test_fraction=0.5), 'leaves no training images'),
 ])
@@ -363,3 +367,88 @@ def test_class_aware_sampler_is_seeded_by_seed_and_epoch():
     b.set_epoch(4)
     assert list(a) != list(b)
     assert list(a) != list(ClassAwareSampler(labels, 0.0, seed=2))
+
+
+# --- Fashion-MNIST and the long-tail option of any balanced dataset ------------------------------------------
+
+
+def _idx(path: Path, array: np.ndarray, gz: bool = True) -> None:
+    header = bytes([0, 0, 0x08, array.ndim]) + b''.join(int(d).to_bytes(4, 'big') for d in array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    (path.with_name(path.name + '.gz') if gz else path).write_bytes(gzip.compress(data) if gz else data)
+
+
+def _fashion_mnist_folder(root: Path, per_class: int = 60, test_per_class: int = 3, gz: bool = True) -> Path:
+    """The four IDX files in torchvision's layout (root/FashionMNIST/raw), each class's images a constant grey."""
+    folder = root / 'FashionMNIST' / 'raw'
+    folder.mkdir(parents=True)
+    for prefix, n in (('train', per_class), ('t10k', test_per_class)):
+        labels = np.repeat(np.arange(10), n)
+        _idx(folder / f'{prefix}-images-idx3-ubyte', np.broadcast_to((labels * 20)[:, None, None], (len(labels), 28,
+                                                                                                     28)), gz)
+        _idx(folder / f'{prefix}-labels-idx1-ubyte', labels, gz)
+    return folder
+
+
+@pytest.mark.parametrize('gz', [True, False])
+def test_fashion_mnist_from_idx_files_with_the_long_tail_profile(tmp_path, gz):
+    _fashion_mnist_folder(tmp_path, gz=gz)
+    dataset = build_dataset('fashion_mnist', data_dir=str(tmp_path), seed=1)
+    assert dataset['train'].features['label'].names == list(FASHION_MNIST_CLASSES)
+    assert [len(dataset[s]) for s in ('train', 'validation', 'test')] == [540, 60, 30]
+    image = dataset['test'][29]['image']
+    assert image.size == (28, 28) and image.mode == 'L' and image.getpixel((0, 0)) == 180
+    long_tail = build_dataset('fashion_mnist', data_dir=str(tmp_path / 'FashionMNIST' / 'raw'), seed=1,
+                              imbalance_ratio=10)
+    pooled = [class_counts(long_tail['train'])[n] + class_counts(long_tail['validation'])[n]
+              for n in FASHION_MNIST_CLASSES]
+    assert pooled == long_tail_counts(60, 10, 10) == [60, 46, 35, 27, 21, 16, 12, 10, 7, 6]
+    assert class_counts(long_tail['test']) == {n: 3 for n in FASHION_MNIST_CLASSES}  # untouched
+    again = build_dataset('fashion_mnist', data_dir=str(tmp_path), seed=1, imbalance_ratio=10)
+    assert [np.asarray(x).mean() for x in again['train']['image']] == [np.asarray(x).mean()
+                                                                      for x in long_tail['train']['image']]
+
+
+@pytest.mark.skipif(not FASHION_MNIST_DEBIAN.is_dir(), reason='apt-get install dataset-fashion-mnist')
+def test_fashion_mnist_lt_from_the_debian_package_at_ratio_100():
+    dataset = build_dataset('fashion_mnist', imbalance_ratio=100)
+    counts = [class_counts(dataset['train'])[n] + class_counts(dataset['validation'])[n] for n in FASHION_MNIST_CLASSES]
+    assert counts == long_tail_counts(6000, 10, 100) and sum(counts) == 14886
+    assert len(dataset['test']) == 10000
+
+
+def test_the_long_tail_option_of_any_balanced_dataset_and_one_line_for_an_unbalanced_one(tmp_path):
+    root = _imagefolder(tmp_path / 'balanced', {'a': 30, 'b': 30, 'c': 30})
+    dataset = build_dataset('imagefolder', data_dir=str(root), seed=0, imbalance_ratio=4, test_fraction=0.2,
+                            val_fraction=0.1)
+    assert class_counts(dataset['test']) == {'a': 6, 'b': 6, 'c': 6}  # carved first, balanced, untouched
+    pooled = [class_counts(dataset['train'])[n] + class_counts(dataset['validation'])[n] for n in 'abc']
+    assert pooled == long_tail_counts(24, 3, 4) == [24, 12, 6]
+    with pytest.raises(DatasetError, match="imbalance_ratio needs a balanced train split to cut the profile from; "
+                                           "elpv's has 85 to 1206 images per class"):
+        build_dataset('elpv', imbalance_ratio=10)
+
+
+@pytest.mark.parametrize('damage, message', [
+    ('missing', 'no Fashion-MNIST IDX files .* apt-get install dataset-fashion-mnist .* --data-dir'),
+    ('truncated', 'train-images-idx3-ubyte is truncated'),
+    ('swapped', 'train-images-idx3-ubyte holds labels of type 0x08; expected images'),
+    ('not_idx', 'is not an IDX file'),
+    ('one_missing', 'has no t10k-labels-idx1-ubyte or t10k-labels-idx1-ubyte.gz'),
+])
+def test_bad_idx_files_are_one_line_naming_the_fix(tmp_path, damage, message):
+    folder = _fashion_mnist_folder(tmp_path, gz=False)
+    images, labels = folder / 'train-images-idx3-ubyte', folder / 't10k-labels-idx1-ubyte'
+    if damage == 'missing':
+        images.unlink()
+    elif damage == 'truncated':
+        images.write_bytes(images.read_bytes()[:-100])
+    elif damage == 'swapped':
+        images.write_bytes((folder / 'train-labels-idx1-ubyte').read_bytes())
+    elif damage == 'not_idx':
+        images.write_bytes(b'PK\x03\x04 a zip file')
+    else:
+        labels.unlink()
+    with pytest.raises(DatasetError, match=message) as e:
+        build_dataset('fashion_mnist', data_dir=str(tmp_path))
+    assert '\n' not in str(e.value)

@@ -6,13 +6,20 @@ depend only on the seed, so the same seed gives the same index lists on any mach
 
     elpv         ELPV electroluminescence solar cells, from the `elpv-dataset` package (embedded, default)
     pv_faults    Kaggle "Solar Panel Clean and Faulty Images" (6 classes), local imagefolder or Hub id
-    cifar10_lt   CIFAR-10 subsampled to a long tail, n_i = floor(5000 * IR^(-i/9)) (LDAM-DRW protocol)
+    cifar10      CIFAR-10 from the Hub (uoft-cs/cifar10) or a local copy
+    cifar10_lt   cifar10 with imbalance_ratio=100: n_i = floor(5000 * IR^(-i/9)) (the LDAM-DRW protocol)
+    fashion_mnist  Fashion-MNIST from its IDX files (Debian's dataset-fashion-mnist, or torchvision's raw folder)
     fractals     formula-driven: random IFS fractals, one category per system (no real image; fractals.py)
     hub          any Hub dataset id, given its image and label columns
     imagefolder  any local folder: imagefolder layout, parquet files, or a `save_to_disk` copy
 
+Any of them with a balanced train split takes `imbalance_ratio` (long_tail.py): the train pool cut to the long-tail
+profile before validation is carved from it, the test split untouched.
+
     builders.py    the datasets above, build_dataset, and a run's dataset rebuilt from its recorded settings
     splits.py      deterministic stratified splits
+    long_tail.py   the long-tail profile of any balanced train pool (imbalance_ratio)
+    idx.py         IDX files (MNIST, Fashion-MNIST), every way one can be wrong named
     imbalance.py   class counts, loss weights, class-aware sampling
     images.py      decoding that names a bad file                                   (core install)
     transforms.py  timm transforms in 1 or 3 channels                               (core install)
@@ -29,8 +36,8 @@ from ..lazy import lazy_exports
 # public name -> the module of this package that defines it
 _EXPORTS = {
     'DATASETS': '.builders', 'DATASET_ARGUMENTS': '.builders', 'build_dataset': '.builders',
-    'build_dataset_from_args': '.builders', 'build_run_dataset': '.builders', 'long_tail_counts': '.builders',
-    'CIFAR10_CLASSES': '.builders', 'ELPV_PROBABILITY_NAMES': '.builders', 'PV_FAULTS_CLASSES': '.builders',
+    'build_dataset_from_args': '.builders', 'build_run_dataset': '.builders', 'long_tail_counts': '.long_tail',
+    'CIFAR10_CLASSES': '.builders', 'FASHION_MNIST_CLASSES': '.builders', 'ELPV_PROBABILITY_NAMES': '.builders', 'PV_FAULTS_CLASSES': '.builders',
     'DatasetError': '.errors', 'error_line': '.errors',
     'decode_image': '.images',
     'build_transforms': '.transforms', 'default_num_workers': '.transforms',

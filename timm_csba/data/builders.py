@@ -4,6 +4,7 @@ features `image` (`datasets.Image`) and `label` (`ClassLabel` with readable name
 A dataset that ships its own test split keeps it, and validation is always carved from the train pool; the splits
 made here are stratified and seeded (splits.py).
 """
+import functools
 import inspect
 import pickle
 from pathlib import Path
@@ -16,7 +17,9 @@ from datasets import ClassLabel, DatasetDict, Features, Image, Value
 from .errors import DatasetError
 from .fractals import check_fractal_options, fractal_images
 from .hf_splits import check_images
+from .idx import read_idx
 from .imbalance import class_counts
+from .long_tail import long_tailed
 from .splits import SPLITS, check_fractions, split_off
 
 ELPV_PROBABILITY_NAMES = ('functional', 'possibly_defective', 'likely_defective', 'defective')
@@ -25,6 +28,11 @@ PV_FAULTS_CLASSES = ('Bird-drop', 'Clean', 'Dusty', 'Electrical-damage', 'Physic
 PV_FAULTS_URL = 'https://www.kaggle.com/datasets/pythonafroz/solar-panel-images'
 CIFAR10_HUB_ID = 'uoft-cs/cifar10'
 CIFAR10_CLASSES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck')
+FASHION_MNIST_CLASSES = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag',
+                         'Ankle boot')
+FASHION_MNIST_DEBIAN = Path('/usr/share/datasets/fashion-mnist')  # apt-get install dataset-fashion-mnist
+FASHION_MNIST_FILES = {'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
+                       'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')}
 _SPLIT_ALIASES = {'valid': 'validation', 'val': 'validation', 'dev': 'validation', 'eval': 'validation'}
 
 
@@ -259,49 +267,113 @@ def _load_cifar_batches(folder: Path) -> DatasetDict:
     return DatasetDict(splits)
 
 
-def long_tail_counts(head_count: int, num_classes: int, imbalance_ratio: float) -> list:
-    """Per-class sizes n_i = floor(head_count * IR^(-i / (C - 1))) of the LDAM-DRW long-tail profile."""
-    return [int(head_count * imbalance_ratio ** (-i / (num_classes - 1))) for i in range(num_classes)]
+def _pool_splits(pool: datasets.Dataset, test: datasets.Dataset, seed: int, val_fraction: float,
+                 imbalance_ratio: Optional[float], source: str) -> DatasetDict:
+    """A shipped balanced train pool and test split as train / validation / test: validation carved from the pool,
+    after the pool is cut to the long-tail profile when `imbalance_ratio` is given (long_tail.py)."""
+    if imbalance_ratio is not None:
+        return long_tailed(pool, test, imbalance_ratio, seed, val_fraction, source)
+    splits = split_off(pool, {'validation': val_fraction}, seed)
+    return DatasetDict(train=splits['train'], validation=splits['validation'], test=test)
 
 
-def _build_cifar10_lt(
+def _build_cifar10(
         *,
         hub_id: Optional[str],
         data_dir: Optional[str],
         seed: int,
         val_fraction: float,
         test_fraction: float,
-        imbalance_ratio: float = 100.0,
+        imbalance_ratio: Optional[float] = None,
         image_column: str = 'img',
         label_column: str = 'label',
 ) -> DatasetDict:
-    """CIFAR-10 with a long-tailed train split; the balanced test split is kept as shipped (test_fraction unused).
-
-    The head class keeps min-class-count images (5000 for CIFAR-10) and class i keeps
-    floor(5000 * IR^(-i/9)); validation is then carved, stratified, from that long-tailed train pool.
-    """
-    if imbalance_ratio < 1:
-        raise DatasetError(f'imbalance_ratio={imbalance_ratio} < 1; it is n_max / n_min, so use a value >= 1.')
+    """CIFAR-10 (50,000 train images, 5,000 per class; the balanced 10,000-image test split kept as shipped,
+    test_fraction unused), optionally long-tailed (long_tail.py)."""
     if data_dir is not None and (Path(data_dir) / 'data_batch_1').exists():
         raw = _load_cifar_batches(Path(data_dir))
     elif data_dir is not None:
         raw = _load_raw(data_dir, None)
     else:
         raw = _load_raw(None, hub_id or CIFAR10_HUB_ID)
-    raw = _standardise_columns(raw, image_column, label_column, str(data_dir or hub_id or CIFAR10_HUB_ID))
+    source = str(data_dir or hub_id or CIFAR10_HUB_ID)
+    raw = _standardise_columns(raw, image_column, label_column, source)
     if 'test' not in raw:
-        raise DatasetError('cifar10_lt needs the official test split; the source has only ' + ', '.join(raw))
+        raise DatasetError(f'CIFAR-10 needs the official test split; {source} has only {", ".join(raw)}')
+    return _pool_splits(raw['train'], raw['test'], seed, val_fraction, imbalance_ratio, source)
 
-    pool = raw['train']
-    labels = np.asarray(pool['label'])
-    num_classes = pool.features['label'].num_classes
-    available = np.bincount(labels, minlength=num_classes)
-    targets = long_tail_counts(int(available.min()), num_classes, imbalance_ratio)
-    rng = np.random.default_rng(seed)
-    keep = np.sort(np.concatenate([
-        rng.permutation(np.flatnonzero(labels == c))[:targets[c]] for c in range(num_classes)]))
-    long_tail = split_off(pool.select(keep), {'validation': val_fraction}, seed)
-    return DatasetDict(train=long_tail['train'], validation=long_tail['validation'], test=raw['test'])
+
+# CIFAR-10-LT: `cifar10` with its train split cut to the long-tail profile, at IR 100 unless given
+_build_cifar10_lt = functools.partial(_build_cifar10, imbalance_ratio=100.0)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Fashion-MNIST (Debian's dataset-fashion-mnist, or torchvision's FashionMNIST/raw)
+
+
+def _fashion_mnist_folder(data_dir: Optional[str]) -> Path:
+    """The folder of the four IDX files: data_dir itself or its FashionMNIST/raw (torchvision's layout), else the
+    Debian package's folder."""
+    candidates = [Path(data_dir), Path(data_dir) / 'FashionMNIST' / 'raw'] if data_dir else [FASHION_MNIST_DEBIAN]
+    first = FASHION_MNIST_FILES['train'][0]
+    for folder in candidates:
+        if any((folder / f'{first}{suffix}').is_file() for suffix in ('', '.gz')):
+            return folder
+    where = ' or '.join(str(c) for c in candidates)
+    raise DatasetError(f'no Fashion-MNIST IDX files ({first}[.gz], ...) in {where}: install them with apt-get install '
+                       f'dataset-fashion-mnist (into {FASHION_MNIST_DEBIAN}), or pass --data-dir <folder of the '
+                       f'IDX files or torchvision\'s root>')
+
+
+def _idx_path(folder: Path, stem: str) -> Path:
+    for path in (folder / stem, folder / f'{stem}.gz'):
+        if path.is_file():
+            return path
+    raise DatasetError(f'{folder} has no {stem} or {stem}.gz: Fashion-MNIST needs all four IDX files '
+                       f'({", ".join(f for pair in FASHION_MNIST_FILES.values() for f in pair)})')
+
+
+def _read_fashion_mnist_split(images_path: Path, labels_path: Path) -> Tuple[np.ndarray, np.ndarray]:
+    images, labels = read_idx(images_path, dims=3), read_idx(labels_path, dims=1)
+    if len(images) != len(labels) or labels.max(initial=0) >= len(FASHION_MNIST_CLASSES):
+        raise DatasetError(f'{images_path} and {labels_path} do not belong together ({len(images)} images, '
+                           f'{len(labels)} labels up to {labels.max(initial=0)}); fetch the four files again')
+    return images, labels
+
+
+def _fashion_mnist_rows(images_path: str, labels_path: str, stamp: str) -> Iterator[Dict[str, Any]]:
+    # `stamp` (the files' sizes and mtimes) only keys the HF cache, so that a replaced file is read again; a string,
+    # as datasets shards a generator over every list in gen_kwargs
+    images, labels = _read_fashion_mnist_split(Path(images_path), Path(labels_path))
+    for image, label in zip(images, labels):
+        yield {'image': image, 'label': int(label)}
+
+
+def _build_fashion_mnist(
+        *,
+        hub_id: Optional[str],
+        data_dir: Optional[str],
+        seed: int,
+        val_fraction: float,
+        test_fraction: float,
+        imbalance_ratio: Optional[float] = None,
+) -> DatasetDict:
+    """Fashion-MNIST from its IDX files (60,000 train images, 6,000 per class; the balanced 10,000-image test split
+    kept as shipped, test_fraction unused), decoded once into the HF datasets cache; optionally long-tailed."""
+    if hub_id is not None:
+        raise DatasetError('fashion_mnist reads its IDX files from --data-dir (or the Debian package); for a Hub copy '
+                           'use the \'hub\' dataset')
+    folder = _fashion_mnist_folder(data_dir)
+    features = Features({'image': Image(), 'label': ClassLabel(names=list(FASHION_MNIST_CLASSES))})
+    splits = {}
+    for split, stems in FASHION_MNIST_FILES.items():
+        paths = [_idx_path(folder, stem) for stem in stems]
+        _read_fashion_mnist_split(*paths)  # every bad file named here, in one line, not inside the cache writer
+        stamp = ' '.join(f'{p.stat().st_size}:{p.stat().st_mtime_ns}' for p in paths)
+        splits[split] = datasets.Dataset.from_generator(
+            _fashion_mnist_rows, features=features, split=datasets.Split(split),
+            gen_kwargs=dict(images_path=str(paths[0]), labels_path=str(paths[1]), stamp=stamp))
+    return _pool_splits(splits['train'], splits['test'], seed, val_fraction, imbalance_ratio, str(folder))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -340,7 +412,9 @@ def _build_fractals(
 _BUILDERS: Dict[str, Callable[..., DatasetDict]] = {
     'elpv': _build_elpv,
     'pv_faults': _build_pv_faults,
+    'cifar10': _build_cifar10,
     'cifar10_lt': _build_cifar10_lt,
+    'fashion_mnist': _build_fashion_mnist,
     'fractals': _build_fractals,
     'hub': _generic_builder('hub'),
     'imagefolder': _generic_builder('imagefolder'),
@@ -354,7 +428,9 @@ def check_dataset_request(name: str, data_dir: Optional[str], hub_id: Optional[s
     or option, fractions that leave no train split, or a source given to an embedded dataset."""
     if name not in _BUILDERS:
         raise DatasetError(f'Unknown dataset {name!r}; known datasets: {", ".join(DATASETS)}.')
+    # every dataset takes imbalance_ratio: the ones without a pool of their own get it in build_dataset
     accepted = set(inspect.signature(_BUILDERS[name]).parameters) - {'seed', 'val_fraction', 'test_fraction'}
+    accepted.add('imbalance_ratio')
     unknown = set(options) - accepted
     if unknown:
         valid = sorted(accepted - {'data_dir', 'hub_id'})
@@ -378,12 +454,24 @@ def build_dataset(
     """Return the dataset `name` as a DatasetDict with `train`, `validation`, `test` splits of image + label."""
     check_dataset_request(name, data_dir, hub_id, val_fraction, test_fraction, options)
     builder = _BUILDERS[name]
+    parameters = inspect.signature(builder).parameters
+    imbalance_ratio = None if 'imbalance_ratio' in parameters else options.pop('imbalance_ratio', None)
     kwargs = dict(seed=seed, val_fraction=val_fraction, test_fraction=test_fraction, **options)
-    if 'data_dir' in inspect.signature(builder).parameters:
+    if 'data_dir' in parameters:
         kwargs.update(data_dir=data_dir, hub_id=hub_id)
     dataset = builder(**kwargs)
+    if imbalance_ratio is not None:
+        dataset = _long_tailed_after_split(dataset, imbalance_ratio, seed, val_fraction, name)
     _check_every_class_present(dataset, name)
     return dataset
+
+
+def _long_tailed_after_split(dataset: DatasetDict, imbalance_ratio: float, seed: int, val_fraction: float,
+                             name: str) -> DatasetDict:
+    """The long-tail option of a dataset whose builder carves validation itself: its train and validation splits
+    (the stratified halves of its balanced train pool) joined into that pool again, then cut to the profile."""
+    pool = datasets.concatenate_datasets([dataset['train'], dataset['validation']])
+    return long_tailed(pool, dataset['test'], imbalance_ratio, seed, val_fraction, name)
 
 
 # the settings that name a dataset and its fixed split (timm_csba.cli_args.add_dataset_arguments makes them flags);
