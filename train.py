@@ -58,7 +58,8 @@ try:  # the [train] extra; started without it, train.py says so in one line
     from timm_csba.losses import EARLIER_DEFAULTS, LOSS_OPTIONS, LOSSES, SOFT_TARGET_LOSSES, create_loss_from_config
     from timm_csba.metrics import (METRICS, classification_metrics, save_confusion_matrix, save_epoch_logits,
                                    save_predictions)
-    from timm_csba.pretrained import load_pretrained, pretrained_num_classes
+    from timm_csba.models import use_cosine_classifier
+    from timm_csba.pretrained import load_pretrained, model_architecture, pretrained_num_classes
     from timm_csba.runs import (RunError, TrainState, check_run_dir, latest_checkpoint, prepare_run_dir, provenance,
                                 resolve_config, save_checkpoint, saved_epochs)
     from timm_csba.runtime import (PRECISIONS, PrecisionError, check_compile_backend, compile_in_place, compiled_graphs,
@@ -114,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument('--reset-classifier', action='store_true', help='allow pretrained weights with another class count')
     g.add_argument('--in-chans', type=positive_int, default=3, help='input channels (1 for grayscale)')
     g.add_argument('--drop-rate', type=probability, help='classifier dropout (default: the model\'s)')
+    g.add_argument('--cosine-scale', type=positive_float,
+                   help='a normalised classifier: logits = S * cos(class weight, features) (Cao et al.\'s LDAM layer, '
+                        'S = 30; the csba heads average their branches\' cosines); LDAM\'s margins then count in '
+                        'cosine units')
     g.add_argument('--channels-last', action='store_true', help='channels_last memory format (faster on CPU)')
     g.add_argument('--fused-norm-act', action='store_true',
                    help='train BatchNorm + ReLU-family layers through one fused CPU kernel (timm_csba.fused_norm_act: '
@@ -270,6 +275,9 @@ CONFLICTS = (
      lambda args: '--fused-norm-act runs on channels_last maps only; add --channels-last or drop --fused-norm-act'),
     (lambda args: input_pipeline(args) == 'tensor' and tensor_augment_problem(args.augment),
      lambda args: tensor_augment_problem(args.augment)),
+    (lambda args: args.cosine_scale and args.ldam_scale != 1,
+     lambda args: f'--cosine-scale {args.cosine_scale} already scales the normalised logits; --ldam-scale '
+                  f'{args.ldam_scale} would scale them again. Drop --ldam-scale.'),
     (lambda args: args.loss == 'ldam' and args.class_weights != 'none',
      lambda args: f'the ldam loss ignores class weights (deferred re-weighting brings its own); pass --class-weights '
                   f'none (got {args.class_weights!r}).'),
@@ -401,6 +409,11 @@ def main(argv=None) -> None:
     model_kwargs = dict(num_classes=len(label_names), in_chans=args.in_chans)
     if args.drop_rate is not None:
         model_kwargs['drop_rate'] = args.drop_rate
+    # a csba model takes the cosine classifier as a model argument (config.json's model_args rebuild it); any
+    # other timm model has its classifier swapped below and config.json records the scale (pretrained.py reads it)
+    csba_cosine = args.cosine_scale and model_architecture(args.model).startswith('csba_')
+    if csba_cosine:
+        model_kwargs['cosine_scale'] = args.cosine_scale
     try:
         if args.pretrained:
             pretrained_classes = pretrained_num_classes(args.model)
@@ -411,8 +424,12 @@ def main(argv=None) -> None:
                          f'(model.reset_classifier).')
         model = load_pretrained(args.model, **model_kwargs) if args.pretrained else \
             timm.create_model(args.model, **model_kwargs)
+        if args.cosine_scale and not csba_cosine:
+            use_cosine_classifier(model, args.cosine_scale)
     except (RuntimeError, ValueError) as e:
         sys.exit(f'error: {e}')
+    # what best/config.json records beside timm's fields
+    saved_config = {'cosine_scale': args.cosine_scale} if args.cosine_scale and not csba_cosine else {}
     data_config = resolve_data_config(model=model)
     size = [args.img_size] * 2 if args.img_size else data_config['input_size'][1:]
     data_config['input_size'] = (args.in_chans, *size)
@@ -623,7 +640,8 @@ def main(argv=None) -> None:
         accelerator.print(f'epoch {epoch}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, '
                           f'val {args.monitor} {val[args.monitor]:.4f} (best {state.best:.4f} @ {state.best_epoch})')
         if improved and accelerator.is_main_process:
-            save_pretrained(accelerator.unwrap_model(selected), out_dir / 'best', label_names, data_config)
+            save_pretrained(accelerator.unwrap_model(selected), out_dir / 'best', label_names, data_config,
+                            extra_config=saved_config)
         save_checkpoint(accelerator, out_dir, epoch,
                         keep=(state.best_epoch, *range(epoch + 1 - args.keep_last, epoch + 1)))
         if accelerator.is_main_process:
@@ -656,7 +674,7 @@ def main(argv=None) -> None:
             fold_logit_offsets(accelerator.unwrap_model(model), offsets)
             if accelerator.is_main_process:
                 save_pretrained(accelerator.unwrap_model(model), out_dir / 'best', label_names, data_config,
-                                extra_config=calibration)
+                                extra_config={**saved_config, **calibration})
         else:
             calibration = {k: v for k, v in best_config.items() if 'offsets' in k}
         accelerator.print(f'logit offsets {calibration["logit_offsets"]} folded into best/')

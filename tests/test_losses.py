@@ -142,3 +142,13 @@ def test_ordinal_loss_takes_mixup_soft_targets():
     mixed = torch.tensor([[0.5, 0.0, 0.5]])
     soft = 0.5 * (loss.targets[0] + loss.targets[2])
     assert loss(logits[:1], mixed).item() == pytest.approx(-(soft * logits[0].log_softmax(0)).sum().item(), rel=1e-6)
+
+
+def test_ldam_on_a_cosine_classifier_is_cao_et_als_formula():
+    """With the model's normalised classifier emitting s * cos, the margins count in cosine units:
+    CE(s * (cos - m)), exactly as published (s = 30)."""
+    cosine = torch.tensor([[0.6, -0.2], [0.1, 0.3]])
+    m = [0.5 * 3 ** -0.25, 0.5]
+    loss = create_loss_from_config({'loss': 'ldam', 'class_weights': 'none', 'cosine_scale': 30.0}, COUNTS)
+    expected = (_nll(30 * (0.6 - m[0]), 30 * -0.2) + _nll(30 * (0.3 - m[1]), 30 * 0.1)) / 2
+    assert loss(30 * cosine, TARGET).item() == pytest.approx(expected, rel=1e-5)

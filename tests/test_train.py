@@ -232,6 +232,7 @@ CONFLICTING_OPTIONS = [
     ['--input-pipeline', 'tensor', '--augment', '{auto_augment: rand-m9-mstd0.5}'],
     ['--input-pipeline', 'tensor', '--augment', '{color_jitter: [0.1, 0.2, 0.3]}'],
     ['--loss', 'ldam', '--class-weights', 'inverse'],
+    ['--loss', 'ldam', '--class-weights', 'none', '--cosine-scale', '30', '--ldam-scale', '30'],
 ]
 
 

@@ -18,6 +18,7 @@ from PIL import Image
 from timm.layers import SEModule
 
 from .data.transforms import build_transforms
+from .models import CosineConv2d
 from .models.csba_squeeze import BranchClassifier, CsbaSqueeze
 from .onnx_model import OnnxModel, OnnxModelError
 
@@ -59,11 +60,20 @@ def branch_class_maps(model: CsbaSqueeze, x: torch.Tensor) -> Tuple[torch.Tensor
     pooled = model.head.global_pool(features)
     shared = _gate(classifier.attn, pooled)
     features, pooled = features * shared, pooled * shared
-    maps = torch.stack([branch.fc(features * _gate(branch.attn, pooled)) for branch in classifier.branches])
+    maps = torch.stack([_branch_map(branch, features, pooled) for branch in classifier.branches])
     if classifier.branch_weights is not None:
         maps = maps * classifier.branch_weights.softmax(0).to(maps.dtype).view(-1, 1, 1, 1, 1)
     maps = maps.sum(0)
     return maps.mean((2, 3)), maps
+
+
+def _branch_map(branch: nn.Module, features: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+    """A branch's 1x1 conv on the gated map; a cosine one divides by the pooled gated vector's norm, as the logit
+    does, so that the map's mean stays the logit."""
+    gate = _gate(branch.attn, pooled)
+    if isinstance(branch.fc, CosineConv2d):
+        return branch.fc(features * gate, norm=(pooled * gate).norm(dim=1, keepdim=True))
+    return branch.fc(features * gate)
 
 
 def _grad_cam(model: nn.Module, x: torch.Tensor, classes: Sequence[int]) -> torch.Tensor:

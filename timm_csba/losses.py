@@ -73,7 +73,9 @@ class LDAMLoss(nn.Module):
     The default s = 1 is for a classifier's raw logits, which is what timm models and the CSBA heads emit. Cao et
     al.'s s = 30 belongs with their normalised last layer, whose cosine logits lie in [-1, 1]; on raw logits it
     makes the softmax 30 times sharper and the margins 30 times wider (ELPV, LDAM-DRW without a sampler: train loss
-    6-10 and best validation macro-F1 0.48 at s = 30, train loss near 1 and 0.61 at s = 1; studies/elpv_recipe)."""
+    6-10 and best validation macro-F1 0.48 at s = 30, train loss near 1 and 0.61 at s = 1; studies/elpv_recipe).
+    As published, the model's classifier is the normalised one (models/cosine.py), which emits s * cos itself:
+    then `margin_unit` = s puts the margins in cosine units, CE(s * (cos - m)) exactly, with `scale` 1."""
 
     def __init__(
             self,
@@ -82,11 +84,13 @@ class LDAMLoss(nn.Module):
             scale: float = 1.0,
             drw_epoch: Optional[int] = None,
             drw_beta: float = 0.9999,
+            margin_unit: float = 1.0,
     ):
         super().__init__()
         counts = torch.as_tensor(class_counts, dtype=torch.float64)
         margins = counts ** -0.25
-        self.register_buffer('margins', (margins * (max_margin / margins.max())).float(), persistent=False)
+        margins = margins * (max_margin / margins.max()) * margin_unit
+        self.register_buffer('margins', margins.float(), persistent=False)
         self.register_buffer('drw_weight', weights_from_counts(class_counts, 'effective_number', drw_beta),
                              persistent=False)
         self.scale = scale
@@ -159,11 +163,14 @@ def create_loss(
         drw_epoch: Optional[int] = None,
         ordinal_scale: float = 10.0,
         sampler: str = 'none',
+        cosine_scale: Optional[float] = None,
 ) -> nn.Module:
     """Return the loss `name` for a train split with `class_counts`; class weights are 'inverse',
     'sqrt_inverse', 'effective_number' or None (LDAM ignores them: DRW brings its own). `sampler` names the
     class-aware sampler that draws the batches (data.SAMPLERS), whose label distribution the logit adjustment
-    removes: under 'balanced' sampling every class is equally likely and the adjustment is a constant."""
+    removes: under 'balanced' sampling every class is equally likely and the adjustment is a constant.
+    `cosine_scale` is the scale of the model's normalised classifier, if it has one: LDAM's margins are then in
+    cosine units (scaled by it), as Cao et al. publish them."""
     _check_options(name, class_weights, sampler, dict(
         label_smoothing=label_smoothing, focal_gamma=focal_gamma, la_tau=la_tau, ldam_max_margin=ldam_max_margin,
         ldam_scale=ldam_scale, drw_epoch=drw_epoch, ordinal_scale=ordinal_scale))
@@ -177,7 +184,8 @@ def create_loss(
         return LogitAdjustedLoss(sampled_counts, tau=la_tau, weight=weight)
     if name == 'ordinal':
         return OrdinalSoftLabelLoss(len(class_counts), scale=ordinal_scale, weight=weight)
-    return LDAMLoss(class_counts, max_margin=ldam_max_margin, scale=ldam_scale, drw_epoch=drw_epoch)
+    return LDAMLoss(class_counts, max_margin=ldam_max_margin, scale=ldam_scale, drw_epoch=drw_epoch,
+                    margin_unit=cosine_scale or 1.0)
 
 
 # which losses use each option; the others must leave it at its default (_DEFAULTS, create_loss's own)
@@ -186,7 +194,7 @@ LOSS_OPTIONS = {'label_smoothing': ('ce',), 'focal_gamma': ('focal',), 'la_tau':
                 'ordinal_scale': ('ordinal',)}
 _DEFAULTS = {key: inspect.signature(create_loss).parameters[key].default for key in LOSS_OPTIONS}
 _CONFIG_OPTIONS = ('label_smoothing', 'focal_gamma', 'la_tau', 'ldam_max_margin', 'ldam_scale', 'drw_epoch',
-                   'ordinal_scale', 'sampler')
+                   'ordinal_scale', 'sampler', 'cosine_scale')
 # what an option defaulted to in earlier versions: a run's args.yaml records every option, so an older run resumed
 # (or diagnosed) with another loss carries it, and it was no choice (LDAM's scale defaulted to 30 until 2026-12-05)
 EARLIER_DEFAULTS = {'ldam_scale': 30.0}

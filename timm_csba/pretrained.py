@@ -19,6 +19,7 @@ from timm.models import get_pretrained_cfg_value, parse_model_name
 from timm.models._hub import download_from_hf, load_cfg_from_json
 
 from .files import file_sha256
+from .models import use_cosine_classifier
 from .models.csba_squeeze import HF_HUB_ORG
 
 
@@ -79,14 +80,27 @@ def _source_errors(name: str, repo: Optional[str], where: Optional[str] = None):
 
 def load_pretrained(name: str, **kwargs) -> torch.nn.Module:
     """`timm.create_model(name, pretrained=True, **kwargs)` with the cached weights checked and the ways a load
-    fails (offline without a cached copy, no such repo or folder, an unreadable file) as one-line HubErrors."""
+    fails (offline without a cached copy, no such repo or folder, an unreadable file) as one-line HubErrors.
+
+    Weights trained with a normalised classifier on a model that has no argument for it (train.py --cosine-scale
+    on any timm model but csba_*, whose model_args carry it) get it back from their config.json's cosine_scale."""
     repo = _hub_repo(name, **kwargs)
     checked = repo is not None and check_cached_weights(repo)
     with _source_errors(name, repo, where=kwargs.get('pretrained_cfg_overlay', {}).get('file')):
         model = timm.create_model(name, pretrained=True, **kwargs)
     if repo is not None and not checked:
         check_cached_weights(repo)  # just downloaded
+    cosine_scale = (source_config(name) or {}).get('cosine_scale')
+    if cosine_scale and model.num_classes and getattr(model, 'cosine_scale', None) is None:
+        use_cosine_classifier(model, cosine_scale, zero_bias=False)
     return model
+
+
+def model_architecture(name: str) -> str:
+    """The timm architecture `name` builds: a registry name without its tag, or the config.json's architecture of
+    an hf-hub: or local-dir: source."""
+    config = source_config(name)
+    return config['architecture'] if config else timm.models.split_model_name_tag(name)[0]
 
 
 def source_config(name: str) -> Optional[Dict[str, Any]]:

@@ -39,6 +39,8 @@ from timm.models import (build_model_with_cfg, checkpoint, checkpoint_seq, gener
 # must resolve `indices` exactly as timm's do (pyproject bounds timm above for it)
 from timm.models._features import feature_take_indices
 
+from .cosine import use_cosine_classifier
+
 __all__ = ['CsbaSqueeze', 'TriPathFire', 'BranchClassifier', 'ClassSpecificHeads', 'CsbaHead', 'HEAD_TYPES']
 
 HF_HUB_ORG = 'timm-csba'
@@ -287,6 +289,7 @@ class CsbaSqueeze(nn.Module):
             attn_chs: int = 96,
             class_head_chs: int = 1344,
             act_layer: str = 'leaky_relu',
+            cosine_scale: Optional[float] = None,
             device=None,
             dtype=None,
     ):
@@ -300,6 +303,8 @@ class CsbaSqueeze(nn.Module):
             attn_chs: Bottleneck width of the branch SE gates (768 / 8 = 96 in the paper).
             class_head_chs: Hidden width of each per-class head when head_type='heads'.
             act_layer: Backbone activation (LeakyReLU, slope 0.01, in the paper).
+            cosine_scale: A normalised classifier, logits = cosine_scale * the branches' mean cosine (models/cosine.py;
+                Cao et al.'s LDAM layer, s = 30); None for the plain 1x1 convs.
         """
         super().__init__()
         if head_type not in HEAD_TYPES:
@@ -343,6 +348,12 @@ class CsbaSqueeze(nn.Module):
         )
         self.head_hidden_size = self.head.num_features
         self.init_weights()
+        self.cosine_scale = cosine_scale
+        self._use_cosine_classifier()
+
+    def _use_cosine_classifier(self) -> None:
+        if self.cosine_scale is not None and self.num_classes > 0:
+            use_cosine_classifier(self, self.cosine_scale)
 
     @torch.no_grad()
     def init_weights(self) -> None:
@@ -378,6 +389,7 @@ class CsbaSqueeze(nn.Module):
         # the head may hold no parameters (num_classes=0), so take device and dtype from the whole model
         self.head.reset(num_classes, global_pool, **get_device_dtype(self, device=device, dtype=dtype))
         self.head_hidden_size = self.head.num_features
+        self._use_cosine_classifier()  # the new 1x1 convs normalised as the old ones were
 
     def forward_intermediates(
             self,
