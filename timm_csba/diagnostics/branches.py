@@ -12,12 +12,14 @@ __all__ = ['branch_parameter_sets', 'branch_gradient_shares', 'attention_gates',
 
 
 def branch_parameter_sets(model: nn.Module) -> Dict[str, List[str]]:
-    """{'branch0': [...], ...} for a csba_* multi-branch head (gate + classifier of each branch), else {}."""
+    """{'branch0': [...], ...} for a csba_* multi-branch head (gate + classifier of each branch), else {}; trained
+    parameters only (a cosine classifier's bias is frozen: it has no gradient)."""
     head = model.get_classifier() if hasattr(model, 'get_classifier') else None
     if head is None or not hasattr(head, 'branches'):
         return {}
     prefix = {id(p): n for n, p in model.named_parameters()}
-    return {f'branch{b}': [prefix[id(p)] for p in branch.parameters()] for b, branch in enumerate(head.branches)}
+    return {f'branch{b}': [prefix[id(p)] for p in branch.parameters() if p.requires_grad]
+            for b, branch in enumerate(head.branches)}
 
 
 def branch_gradient_shares(norms: torch.Tensor) -> torch.Tensor:
