@@ -8,7 +8,7 @@ Fashion-MNIST-LT (imbalance ratio 100), and does LDAM-DRW behave as published? T
 The runner is studies/grid.py's: every run is train.py with the recipe's and the arm's flags into
 runs/fmnist_lt_study/<recipe>/<arm>.s<S>, then diagnosed (gradient conflict at initialisation and after
 training); re-running skips, resumes and diagnoses what is left; each finished run's small files are copied to
-studies/fmnist_lt/records/<recipe>/<arm>.s<S>, which is committed. Needs the IDX files: apt-get install
+records/<recipe>/<arm>.s<S> beside this file, which is committed. Needs the IDX files: apt-get install
 dataset-fashion-mnist.
 """
 import sys
