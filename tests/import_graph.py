@@ -13,7 +13,8 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1] / 'timm_csba'
 PACKAGE = PACKAGE_DIR.name
 
 # the command lines and what only they use (argparse types, train.py's run directory, the extras' one line)
-CLI_MODULES = {'predict', 'evaluate', 'inspect', 'export', 'diagnose', 'distill', '__main__', 'hub.__main__', 'data.__main__',
+CLI_MODULES = {'predict', 'evaluate', 'inspect', 'export', 'diagnose', 'distill', '__main__', 'hub.__main__',
+               'data.__main__',
                'cli_args', 'dataset_flags', 'runs', 'extras'}
 # library modules by layer, a module named by its first matching prefix (longest first)
 LAYERS = {

@@ -15,7 +15,8 @@ from PIL import Image as PILImage
 
 import timm_csba  # noqa: F401
 from timm_csba.data import (
-    CIFAR10_CLASSES, FASHION_MNIST_CLASSES, PV_FAULTS_CLASSES, SAMPLERS, ClassAwareSampler, DatasetError, attach_transform, build_dataset,
+    CIFAR10_CLASSES, FASHION_MNIST_CLASSES, PV_FAULTS_CLASSES, SAMPLERS, ClassAwareSampler, DatasetError,
+    attach_transform, build_dataset,
     build_run_dataset, build_transforms, class_counts, class_weights, find_corrupt_images, imbalance_ratio,
     long_tail_counts, stratified_split,
 )

@@ -22,8 +22,8 @@ from .models import CosineConv2d
 from .models.csba_squeeze import BranchClassifier, CsbaSqueeze
 from .onnx_model import OnnxModel, OnnxModelError
 
-__all__ = ['LINEAR_HEADS', 'CamError', 'has_exact_cam', 'has_maps', 'branch_class_maps', 'class_activation_maps', 'overlay_heat',
-           'cam_overlays']
+__all__ = ['LINEAR_HEADS', 'CamError', 'has_exact_cam', 'has_maps', 'branch_class_maps', 'class_activation_maps',
+           'overlay_heat', 'cam_overlays']
 
 LINEAR_HEADS = ('sum', 'csba', 'shared', 'gradnorm')
 

@@ -19,7 +19,7 @@ from timm.utils.onnx import onnx_export
 from .cam import branch_class_maps, has_exact_cam
 from .data.transforms import build_transforms
 from .inference import label_names
-from .onnx_model import CLASS_MAPS, INPUT, LOGITS, PREPROCESSING_FILE, TRANSFORM_KEYS, OnnxModel
+from .onnx_model import CLASS_MAPS, INPUT, LOGITS, TRANSFORM_KEYS, OnnxModel
 
 __all__ = ['ExportError', 'onnx_preprocessing', 'export_onnx', 'compare_logits', 'check_export']
 

@@ -6,9 +6,9 @@
 
 --model is a timm name with published weights (`csba_squeeze.elpv`), `hf-hub:ORG/NAME`, `local-dir:FOLDER` or a
 folder in timm's Hub format (a train.py run's best/, a staged hub/ folder), or a model.onnx written by
-`python -m timm_csba.export`, which ONNX Runtime runs with the preprocessing.json beside it. Folders given as inputs are searched
-recursively for images, and every readable one is graded: the ones that cannot be decoded are listed at the end
-(exit status 1). Images are preprocessed exactly as the model's pretrained config says (timm's eval transform);
+`python -m timm_csba.export`, which ONNX Runtime runs with the preprocessing.json beside it. Folders given as inputs
+are searched recursively for images, and every readable one is graded: the ones that cannot be decoded are listed
+at the end (exit status 1). Images are preprocessed exactly as the model's pretrained config says (timm's eval transform);
 grayscale, palette and colour images are converted to what the model takes (in_chans 1 or 3), and 12-16-bit images
 map onto 8 bits by the bit depth they were recorded at (`--contrast percentile` also stretches an exposure far from
 ELPV's).

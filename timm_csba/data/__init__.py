@@ -37,7 +37,8 @@ from ..lazy import lazy_exports
 _EXPORTS = {
     'DATASETS': '.builders', 'DATASET_ARGUMENTS': '.builders', 'build_dataset': '.builders',
     'build_dataset_from_args': '.builders', 'build_run_dataset': '.builders', 'long_tail_counts': '.long_tail',
-    'CIFAR10_CLASSES': '.builders', 'FASHION_MNIST_CLASSES': '.builders', 'ELPV_PROBABILITY_NAMES': '.builders', 'PV_FAULTS_CLASSES': '.builders',
+    'CIFAR10_CLASSES': '.builders', 'FASHION_MNIST_CLASSES': '.builders', 'ELPV_PROBABILITY_NAMES': '.builders',
+    'PV_FAULTS_CLASSES': '.builders',
     'DatasetError': '.errors', 'error_line': '.errors',
     'decode_image': '.images',
     'build_transforms': '.transforms', 'default_num_workers': '.transforms',
