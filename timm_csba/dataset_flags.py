@@ -9,7 +9,8 @@ __all__ = ['add_dataset_arguments']
 def add_dataset_arguments(parser) -> None:
     """Add the dataset and split flags (DATASET_ARGUMENTS) to an argparse parser or argument group."""
     parser.add_argument('--dataset', default='elpv', help=f'one of {", ".join(DATASETS)}')
-    parser.add_argument('--data-dir', help='local dataset folder (pv_faults, imagefolder, cifar10 and fashion_mnist copies)')
+    parser.add_argument('--data-dir', help='local dataset folder (pv_faults, imagefolder, cifar10 and fashion_mnist '
+                        'copies)')
     parser.add_argument('--hub-id', help='Hugging Face Hub dataset id')
     parser.add_argument('--dataset-options', type=yaml_mapping, default={},
                         help='builder options as YAML, e.g. "{labels: binary}"')
