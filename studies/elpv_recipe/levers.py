@@ -49,6 +49,8 @@ LEVERS = {
     'epochs_180': ['--epochs', '180'],
     'epochs_300': ['--epochs', '300'],  # is hub96 short of fit at 150? it fits further, validation stays flat
     'epochs_75': ['--epochs', '75'],  # with lr_5e-4, which reaches 0.59 by epoch 56 of 150: half the compute?
+    # the fractal start's validation loss bottoms out at epochs 34-44 of 150 and it overfits after: its own schedule
+    'epochs_50': ['--epochs', '50'],
     'no_dropout': ['--drop-rate', '0'],
     'batch_16': ['--batch-size', '16', '--lr', '0.0014'],
     'inverse_weights': ['--class-weights', 'inverse'],
