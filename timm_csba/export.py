@@ -1,6 +1,6 @@
 """`python -m timm_csba.export`: export a model with weights to ONNX, checked against PyTorch before it is written.
 
-    python -m timm_csba.export csba_squeeze.elpv --format onnx --out onnx/csba_squeeze
+    python -m timm_csba.export csba_squeeze.elpv --format onnx --out onnx/csba_squeeze          # from the Hub
     python -m timm_csba.export local-dir:hub/csba_squeeze_sum.elpv --out onnx/csba_squeeze_sum
     python -m timm_csba.export runs/elpv/best --out onnx/mine --check-images my_cells/
 
