@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import gradio as gr
+import torch
 from PIL import Image
 
 from timm_csba.cam import CamError, class_activation_maps, has_maps, overlay_heat
@@ -65,7 +66,8 @@ class Demo:
         image = self._read(path, 'EL cell')
         x = self.transform(image).unsqueeze(0)
         if not has_maps(self.model):
-            probabilities, heat = self.model(x).float().softmax(1), None
+            with torch.inference_mode():
+                probabilities, heat = self.model(x).float().softmax(1), None
         else:
             try:
                 probabilities, heat = class_activation_maps(self.model, x)
