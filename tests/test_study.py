@@ -1,6 +1,8 @@
 """Issue 14's study machinery on a two-seed, two-architecture smoke grid: the runner skips, resumes and records,
 the aggregator writes its CSV, report and plots from the runs or their records, the statistics agree with values
 computed by hand, and a model card quotes (and requotes) its run's row of the report."""
+import importlib
+import importlib.util
 import json
 import math
 import shutil
@@ -318,3 +320,17 @@ def test_the_conclusion_answers_each_question_from_the_shown_differences():
     assert _answers([csba_sum])['Does the shared-gate control explain the difference?'].startswith(' Not measured')
     assert study_report.conclusion(_grades_table(), [], {}, {}) == [
         '- Nothing to conclude yet: csba and sum need at least two seeds in common.']
+
+
+@pytest.mark.parametrize('study', ['elpv', 'fmnist_lt'])
+def test_every_arm_of_every_recipe_passes_train_pys_checks(study, tmp_path):
+    """A grid whose arm train.py would refuse fails hours into a study; its flags are checked here in seconds."""
+    spec = importlib.util.spec_from_file_location('train', ROOT / 'train.py')
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    grid = importlib.import_module(f'studies.{study}.run').GRID
+    for recipe, (config, flags) in grid.recipes.items():
+        for arm, arm_flags in grid.arms.items():
+            argv = ['--config', str(ROOT / config), *flags, *arm_flags, '--seed', '0', '--output-dir',
+                    str(tmp_path / recipe / arm)]
+            train.check_args(train.resolve_config(train.build_parser(), argv))
