@@ -28,7 +28,7 @@ from PIL import Image
 from .cli_args import positive_int
 from .extras import missing_extra
 from .files import OutputPathError, check_output_path, write_json
-from .inference import InferenceError, find_images, load_image, load_model
+from .inference import InferenceError, find_images, load_image, load_model, model_source
 from .onnx_model import ONNX_SUFFIX, PREPROCESSING_FILE, OnnxModel, OnnxModelError, is_onnx_path
 from .pretrained import source_config
 
@@ -77,7 +77,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                                  f'weights, hf-hub:, local-dir: or a folder)')
         out = check_output_path(args.out, '--out', folder=True)
         model = load_model(args.model).float()
-        source = args.model if ':' in args.model or not Path(args.model).is_dir() else f'local-dir:{args.model}'
+        source = model_source(args.model)
         preprocessing = onnx_preprocessing(model, source, source_config(source))
         images = _check_images(args.check_images, args.check_limit)
         where = args.check_images or ELPV_TEST

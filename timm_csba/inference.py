@@ -17,8 +17,8 @@ from .data.transforms import build_transforms
 from .onnx_model import OnnxModel, OnnxModelError, is_onnx_path
 from .pretrained import load_pretrained
 
-__all__ = ['TTA', 'IMAGE_SUFFIXES', 'InferenceError', 'load_model', 'find_images', 'load_image', 'label_names',
-           'tta_probabilities', 'predict_images']
+__all__ = ['TTA', 'IMAGE_SUFFIXES', 'InferenceError', 'load_model', 'model_source', 'find_images', 'load_image',
+           'label_names',           'tta_probabilities', 'predict_images']
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 # test-time augmentation: no extra views, identity + horizontal flip, or the 8 symmetries of the square
@@ -37,9 +37,8 @@ def load_model(name: str) -> torch.nn.Module:
             return OnnxModel(name)
         except OnnxModelError as e:
             raise InferenceError(str(e)) from None
-    if Path(name).is_dir():
-        name = f'local-dir:{name}'
-    elif ':' not in name and not timm.is_model(name):
+    name = model_source(name)
+    if ':' not in name and not timm.is_model(name):
         close = difflib.get_close_matches(name, timm.list_models(pretrained=True), n=3)
         raise InferenceError(f'unknown model {name!r}' + (f'; did you mean {", ".join(close)}?' if close else
                                                         '; see timm.list_models(pretrained=True)'))
@@ -47,6 +46,11 @@ def load_model(name: str) -> torch.nn.Module:
         return load_pretrained(name).eval()
     except (RuntimeError, ValueError, OSError) as e:
         raise InferenceError(f'cannot load {name}: {e}') from None
+
+
+def model_source(name: str) -> str:
+    """`name` as timm loads it: a folder becomes `local-dir:FOLDER`; anything else is kept."""
+    return f'local-dir:{name}' if ':' not in name and Path(name).is_dir() else name
 
 
 def find_images(inputs: Sequence[str]) -> List[Path]:
