@@ -18,7 +18,7 @@ from .onnx_model import OnnxModel, OnnxModelError, is_onnx_path
 from .pretrained import load_pretrained
 
 __all__ = ['TTA', 'IMAGE_SUFFIXES', 'InferenceError', 'load_model', 'model_source', 'find_images', 'load_image',
-           'label_names',           'tta_probabilities', 'predict_images']
+           'label_names', 'tta_probabilities', 'predict_images']
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 # test-time augmentation: no extra views, identity + horizontal flip, or the 8 symmetries of the square
