@@ -173,7 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument('--ldam-max-margin', type=positive_float, default=0.5, help='LDAM largest margin')
     g.add_argument('--ldam-scale', type=positive_float, default=1.0,
                    help='LDAM logit scale: 1 for raw logits; Cao et al.\'s 30 assumes a normalised (cosine) classifier')
-    g.add_argument('--drw-epoch', type=non_negative_int, help='LDAM: epoch from which deferred re-weighting starts')
+    g.add_argument('--drw-epoch', type=non_negative_int,
+                   help='LDAM: deferred re-weighting starts after this many epochs, counted as --decay-milestones '
+                        'are (160 with a milestone at 160: re-weighting starts with the decayed learning rate)')
     g.add_argument('--ordinal-scale', type=positive_float, default=10.0,
                    help='ordinal loss: target mass exp(-scale * grade distance^2), grades evenly spaced on [0, 1]; '
                         'larger is closer to CE')
@@ -578,7 +580,9 @@ def main(argv=None) -> None:
         if pipeline == 'tensor':
             augment.set_epoch(epoch)
         if hasattr(criterion, 'set_epoch'):
-            criterion.set_epoch(epoch)
+            criterion.set_epoch(epoch - 1)  # epochs completed, as the scheduler counts its milestones
+        # the rate of the epoch's first update: after the last one it is already the next epoch's at a milestone
+        epoch_lr = optimizer.param_groups[0]['lr']
         model.train()
         loss_sum, seen, clock = torch.zeros((), device=accelerator.device), 0, EpochClock()
         progress = tqdm(train_loader, desc=f'epoch {epoch}/{args.epochs}',
@@ -627,10 +631,12 @@ def main(argv=None) -> None:
             state.best, state.best_epoch, state.bad_epochs = val[args.monitor], epoch, 0
         else:
             state.bad_epochs += 1
-        record = {'epoch': epoch, 'lr': optimizer.param_groups[0]['lr'], 'train_loss': train_loss,
+        record = {'epoch': epoch, 'lr': epoch_lr, 'train_loss': train_loss,
                   'val_loss': val_loss, 'generalization_gap': val_loss - train_loss,
                   **clock.record(seen * accelerator.num_processes), **{f'val_{k}': val[k] for k in METRICS},
                   **{f'val_f1_{n}': v['f1'] for n, v in val['per_class'].items()}}
+        if hasattr(criterion, 'reweighted'):
+            record['reweighted'] = criterion.reweighted  # LDAM's deferred re-weighting in force this epoch
         if args.torchcompile:
             record['compiled_graphs'] = compiled_graphs()  # cumulative: flat after the first epoch, or it recompiles
         if args.diagnose_every and epoch % args.diagnose_every == 0:

@@ -69,7 +69,10 @@ def test_ldam_margins_and_deferred_reweighting():
     loss.set_epoch(1)
     expected = (_nll(2 - m[0], 0) + _nll(1 - m[1], 0)) / 2
     assert loss(LOGITS, TARGET).item() == pytest.approx(expected, rel=1e-6)
+    loss.set_epoch(4)  # epochs completed: the fifth epoch is not re-weighted yet
+    assert not loss.reweighted and loss(LOGITS, TARGET).item() == pytest.approx(expected, rel=1e-6)
     loss.set_epoch(5)
+    assert loss.reweighted
     beta = 0.9999
     raw = [(1 - beta) / (1 - beta ** n) for n in COUNTS]
     w = [r * 2 / sum(raw) for r in raw]

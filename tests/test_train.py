@@ -411,6 +411,19 @@ def test_model_ema_is_what_is_validated_kept_and_resumed(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(checkpoint(run, 3)[1].values(), checkpoint(resumed, 3)[1].values()))
 
 
+def test_deferred_reweighting_starts_with_the_decayed_learning_rate(tmp_path):
+    """--drw-epoch N counts epochs as --decay-milestones do: with both at 2, the third epoch is the first that is
+    re-weighted and the first at the decayed rate (re-weighting one epoch early, at the full rate, wrecked
+    Fashion-MNIST-LT; studies/fmnist_lt). Each record's lr is the one its epoch trained at."""
+    run = tmp_path / 'drw'
+    _train('--output-dir', str(run), '--epochs', '3', '--limit-train', '32', '--limit-eval', '16', '--loss', 'ldam',
+           '--class-weights', 'none', '--drw-epoch', '2', '--sched', 'multistep', '--decay-milestones', '2',
+           '--decay-rate', '0.1', '--warmup-epochs', '0')
+    history = [json.loads(line) for line in (run / 'metrics.jsonl').read_text().splitlines()]
+    assert [r['reweighted'] for r in history] == [False, False, True]
+    assert [r['lr'] for r in history] == pytest.approx([0.002, 0.002, 0.0002])
+
+
 def test_sam_takes_a_second_pass_that_counts_only_in_the_gradient(tmp_path):
     """One update of 16 cells, without dropout (the second pass must see the same network): a vanishing SAM radius
     gives the plain update and the same BatchNorm statistics (the second pass does not count the batch twice),

@@ -64,7 +64,7 @@ def _criterion(run: Optional[Path], counts):
     config = yaml.safe_load((run / 'args.yaml').read_text()) if run is not None else {}
     criterion = create_loss_from_config(config, counts, recorded=run is not None)
     if hasattr(criterion, 'set_epoch'):
-        criterion.set_epoch(config.get('epochs', 0))  # the weights in force at the end of training
+        criterion.set_epoch(max(config.get('epochs', 1) - 1, 0))  # the weights of the last epoch
     return criterion
 
 

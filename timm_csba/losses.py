@@ -68,7 +68,11 @@ class LogitAdjustedLoss(nn.Module):
 class LDAMLoss(nn.Module):
     """LDAM: subtract a margin m_y proportional to n_y^(-1/4) (largest = max_margin) from the true-class logit,
     scale by s, then cross-entropy. With deferred re-weighting (DRW), class weights (effective number,
-    beta=0.9999) switch on from `drw_epoch`; call `set_epoch` at the start of every epoch.
+    beta=0.9999) switch on after `drw_epoch` epochs; call `set_epoch` with the number of epochs completed at the
+    start of every epoch. That is how timm's schedulers count their decay milestones, so drw_epoch 160 with a
+    milestone at 160 re-weights from the first epoch at the decayed learning rate, as Cao et al.'s code does.
+    Re-weighting one epoch earlier, at the full rate, moves the tail's 77-fold weights with 100 times the step and
+    wrecks the model (Fashion-MNIST-LT: validation balanced accuracy 0.84 -> 0.55 in that epoch; studies/fmnist_lt).
 
     The default s = 1 is for a classifier's raw logits, which is what timm models and the CSBA heads emit. Cao et
     al.'s s = 30 belongs with their normalised last layer, whose cosine logits lie in [-1, 1]; on raw logits it
@@ -97,8 +101,12 @@ class LDAMLoss(nn.Module):
         self.drw_epoch = drw_epoch
         self.weight: Optional[torch.Tensor] = None
 
-    def set_epoch(self, epoch: int) -> None:
-        self.weight = self.drw_weight if self.drw_epoch is not None and epoch >= self.drw_epoch else None
+    def set_epoch(self, epochs_done: int) -> None:
+        self.weight = self.drw_weight if self.drw_epoch is not None and epochs_done >= self.drw_epoch else None
+
+    @property
+    def reweighted(self) -> bool:
+        return self.weight is not None
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
