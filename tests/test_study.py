@@ -13,19 +13,20 @@ import numpy as np
 import pandas as pd
 import pytest
 from huggingface_hub import ModelCard
-from sklearn.metrics import f1_score
+from sklearn.metrics import balanced_accuracy_score, f1_score
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from studies.elpv import aggregate as study_aggregate  # noqa: E402
-from studies.elpv import comparisons as study_comparisons  # noqa: E402
-from studies.elpv import report as study_report  # noqa: E402
-from studies.elpv import rows as study_rows  # noqa: E402
+from studies.analysis import comparisons as study_comparisons  # noqa: E402
+from studies.analysis import rows as study_rows  # noqa: E402
+from studies.elpv import conclusion as study_conclusion  # noqa: E402
+from studies.elpv.conclusion import GRADES  # noqa: E402
 from studies.elpv import run as study_run  # noqa: E402
 from timm_csba.hub import HubError, export_run  # noqa: E402
 from timm_csba.hub.__main__ import main as hub_main  # noqa: E402
 from timm_csba.metrics import load_predictions  # noqa: E402
-from timm_csba.stats import (bootstrap_macro_f1_difference, format_mean_std, macro_f1, mean_std,  # noqa: E402
+from timm_csba.stats import (balanced_accuracy, bootstrap_difference, format_mean_std, macro_f1, mean_std,  # noqa: E402
                              paired_seed_test)
 
 ARMS, SEEDS = ['csba', 'sum'], [0, 1]
@@ -131,7 +132,8 @@ def test_records_aggregate_like_the_runs_and_rows_without_records_join_them(grid
     report = (tmp_path / 'joined' / 'REPORT.md').read_text()
     assert '| csba vs sum | 2 |' in report and '] (seed 0) |' in report
     assert 'over test images (seed 0 only; no test predictions of sum.s1) ' in report
-    seed_0 = study_comparisons.compare_arms(table, records, 'csba', 'sum', 'smoke', resamples=20)['bootstrap']
+    seed_0 = study_comparisons.compare_arms(table, records, 'csba', 'sum', 'smoke', study_aggregate.STUDY,
+                                            resamples=20)['bootstraps']['macro_f1']
     labels, csba = load_predictions(records / 'smoke' / 'csba.s0' / 'test_predictions.csv')
     _, sum_ = load_predictions(records / 'smoke' / 'sum.s0' / 'test_predictions.csv')
     assert seed_0.estimate == pytest.approx(macro_f1(labels, csba, 4) - macro_f1(labels, sum_, 4))
@@ -220,27 +222,42 @@ def test_macro_f1_and_bootstrap_by_hand():
         assert macro_f1(labels, a[seed], 4) == pytest.approx(f1_score(labels, a[seed], average='macro'))
     assert macro_f1(labels, np.zeros(300, int), 4) == pytest.approx(
         f1_score(labels, np.zeros(300, int), average='macro', labels=[0, 1, 2, 3], zero_division=0))
-    interval = bootstrap_macro_f1_difference(labels, a, b, 4, resamples=300)
+    interval = bootstrap_difference(labels, a, b, 4, resamples=300)
     by_hand = np.mean([f1_score(labels, p, average='macro') for p in a]) - \
         np.mean([f1_score(labels, p, average='macro') for p in b])
     assert interval.estimate == pytest.approx(by_hand) and interval.low < by_hand < interval.high and interval.low > 0
-    same = bootstrap_macro_f1_difference(labels, a, a, 4, resamples=50)
+    same = bootstrap_difference(labels, a, a, 4, resamples=50)
     assert (same.estimate, same.low, same.high) == (0.0, 0.0, 0.0)
+
+
+def test_balanced_accuracy_and_its_bootstrap_by_hand():
+    rng = np.random.default_rng(1)
+    labels = np.repeat([0, 1, 2, 3], [200, 60, 30, 10])  # imbalanced, so balanced accuracy is not accuracy
+    a = np.where(rng.random((3, 300)) < 0.8, labels, rng.integers(0, 4, (3, 300)))
+    b = np.where(rng.random((3, 300)) < 0.4, labels, rng.integers(0, 4, (3, 300)))
+    for seed in range(3):
+        assert balanced_accuracy(labels, a[seed], 4) == pytest.approx(balanced_accuracy_score(labels, a[seed]))
+    # a class absent from the labels is left out, as scikit-learn does (it warns); predicting it still costs
+    assert balanced_accuracy(np.array([0, 0, 1]), np.array([0, 2, 1]), 3) == pytest.approx((0.5 + 1) / 2)
+    interval = bootstrap_difference(labels, a, b, 4, metric=balanced_accuracy, resamples=300)
+    by_hand = np.mean([balanced_accuracy_score(labels, p) for p in a]) - \
+        np.mean([balanced_accuracy_score(labels, p) for p in b])
+    assert interval.estimate == pytest.approx(by_hand) and 0 < interval.low < by_hand < interval.high
 
 
 def test_conflict_vs_f1_pools_grades_and_runs():
     rows = []
     for seed, shift in enumerate((0.0, 0.05)):  # more conflict (a more negative cosine), lower F1
         row = {'recipe': 'x', 'arm': 'csba', 'seed': seed}
-        for i, grade in enumerate(study_rows.GRADES):
+        for i, grade in enumerate(GRADES):
             row[f'conflict_{grade}_trained'] = -0.4 + 0.1 * i + shift
             row[f'f1_{grade}'] = 0.2 + 0.2 * i + 2 * shift
         rows.append(row)
-    result = study_comparisons.conflict_vs_f1(pd.DataFrame(rows))
+    result = study_comparisons.conflict_vs_f1(pd.DataFrame(rows), GRADES)
     assert result['n'] == 8 and result['rho'] == pytest.approx(1.0)
     # swap the F1 of the 2nd and 3rd most conflicted grades: d = 1 twice, rho = 1 - 6 * 2 / (8 * (64 - 1))
     rows[1]['f1_functional'], rows[0]['f1_possibly_defective'] = 0.4, 0.3
-    assert study_comparisons.conflict_vs_f1(pd.DataFrame(rows))['rho'] == pytest.approx(1 - 12 / 504)
+    assert study_comparisons.conflict_vs_f1(pd.DataFrame(rows), GRADES)['rho'] == pytest.approx(1 - 12 / 504)
 
 
 def test_conflict_vs_f1_within_grade_removes_the_grades_own_differences():
@@ -250,14 +267,14 @@ def test_conflict_vs_f1_within_grade_removes_the_grades_own_differences():
     rows = []
     for seed, shift in enumerate((-1 / 16, 1 / 16)):
         row = {'recipe': 'x', 'arm': 'csba', 'seed': seed}
-        for i, grade in enumerate(study_rows.GRADES):
+        for i, grade in enumerate(GRADES):
             row[f'conflict_{grade}_trained'] = -0.25 * i + shift
             row[f'f1_{grade}'] = 0.25 * i + shift / 4
         rows.append(row)
     table = pd.DataFrame(rows)
     # pooled, by rank: grade 3's runs hold conflict ranks 1, 2 and F1 ranks 7, 8, ... so d = -6, -6, -2, -2, 2, 2, 6, 6
-    assert study_comparisons.conflict_vs_f1(table)['rho'] == pytest.approx(1 - 6 * 160 / (8 * 63))
-    within = study_comparisons.conflict_vs_f1(table, within_grade=True)
+    assert study_comparisons.conflict_vs_f1(table, GRADES)['rho'] == pytest.approx(1 - 6 * 160 / (8 * 63))
+    within = study_comparisons.conflict_vs_f1(table, GRADES, within_class=True)
     # centred: (-1/16, -1/64) and (+1/16, +1/64) for each of the 4 grades, two tied groups of 4: rho = 1
     assert within['n'] == 8 and within['rho'] == pytest.approx(1.0)
 
@@ -267,7 +284,8 @@ def _comparison(a, b, macro=0.0, p=0.5, interval=None, f1_likely=0.0, p_likely=0
     from timm_csba.stats import BootstrapInterval, SeedComparison
     null = SeedComparison(5, 0.0, 0.01, 1.0, 1.0)
     boot = None if interval is None else BootstrapInterval(macro, *interval, 0.95, 200)
-    return {'a': a, 'b': b, 'seeds': list(range(5)), 'bootstrap': boot, 'without_predictions': [],
+    return {'a': a, 'b': b, 'seeds': list(range(5)), 'bootstraps': {} if boot is None else {'macro_f1': boot},
+            'without_predictions': [],
             'bootstrap_seeds': [] if boot is None else list(range(5)),
             'macro_f1': SeedComparison(5, macro, 0.01, p, p), 'f1_possibly_defective': null,
             'f1_likely_defective': SeedComparison(5, f1_likely, 0.01, p_likely, p_likely),
@@ -277,13 +295,13 @@ def _comparison(a, b, macro=0.0, p=0.5, interval=None, f1_likely=0.0, p_likely=0
 
 def _grades_table():
     row = {'recipe': 'x', 'arm': 'csba', 'seed': 0}
-    for i, grade in enumerate(study_rows.GRADES):  # functional: the most conflicted grade and the best F1
+    for i, grade in enumerate(GRADES):  # functional: the most conflicted grade and the best F1
         row[f'conflict_{grade}_trained'], row[f'f1_{grade}'] = -0.4 + 0.1 * i, 0.9 - 0.2 * i
     return pd.DataFrame([row])
 
 
 def _answers(comparisons, within_rho=0.1, within_p=0.6):
-    lines = study_report.conclusion(_grades_table(), comparisons, {'rho': -0.7, 'p_value': 0.001, 'n': 40},
+    lines = study_conclusion.conclusion(_grades_table(), comparisons, {'rho': -0.7, 'p_value': 0.001, 'n': 40},
                                     {'rho': within_rho, 'p_value': within_p, 'n': 40})
     return {line.split('**')[1]: line.split('**')[2] for line in lines}
 
@@ -318,7 +336,7 @@ def test_the_conclusion_answers_each_question_from_the_shown_differences():
     assert 'no test predictions of sum.s0' in answers['Does CSBA beat the summed baseline on the minority grades?']
     assert answers['Does the shared-gate control explain the difference?'].startswith(' There is no shown difference')
     assert _answers([csba_sum])['Does the shared-gate control explain the difference?'].startswith(' Not measured')
-    assert study_report.conclusion(_grades_table(), [], {}, {}) == [
+    assert study_conclusion.conclusion(_grades_table(), [], {}, {}) == [
         '- Nothing to conclude yet: csba and sum need at least two seeds in common.']
 
 

@@ -1,7 +1,8 @@
 """Statistics for comparing trained models: over training seeds, over test images, and across classes.
 
     paired_seed_test(a, b)                    # two architectures, one value per shared seed: Wilcoxon + paired t
-    bootstrap_macro_f1_difference(y, pa, pb)  # the same test images, resampled: CI of the macro-F1 difference
+    bootstrap_difference(y, pa, pb, n)        # the same test images, resampled: CI of the macro-F1 difference
+    bootstrap_difference(y, pa, pb, n, balanced_accuracy)   # ... or of another metric's
     mean_std(values)                          # mean and sample std (ddof=1), NaN-free
     format_mean_std(mean, std)                # '0.550 ± 0.024', as the study report and the model cards print it
 
@@ -10,13 +11,13 @@ exact p is 2/32 = 0.0625), which is why the paired t-test and the image bootstra
 """
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 from scipy import stats
 
-__all__ = ['SeedComparison', 'BootstrapInterval', 'paired_seed_test', 'bootstrap_macro_f1_difference', 'macro_f1',
-           'per_class_f1', 'mean_std', 'format_mean_std']
+__all__ = ['SeedComparison', 'BootstrapInterval', 'paired_seed_test', 'bootstrap_difference', 'macro_f1',
+           'balanced_accuracy', 'per_class_f1', 'mean_std', 'format_mean_std']
 
 
 @dataclass
@@ -80,16 +81,28 @@ def macro_f1(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> n
     return per_class_f1(labels, predictions, num_classes).mean(axis=-1)
 
 
-def bootstrap_macro_f1_difference(
+def balanced_accuracy(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    """The mean recall of the classes present in `labels`, vectorised over leading axes of `predictions`, as
+    scikit-learn's balanced_accuracy_score; on a balanced test split it is the accuracy."""
+    present = [c for c in range(num_classes) if np.any(labels == c)]
+    recall = [np.sum((predictions == c) & (labels == c), axis=-1) / np.sum(labels == c) for c in present]
+    return np.mean(np.stack(recall, axis=-1), axis=-1)
+
+
+Metric = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
+
+
+def bootstrap_difference(
         labels: Sequence[int],
         predictions_a: np.ndarray,
         predictions_b: np.ndarray,
         num_classes: int,
+        metric: Metric = macro_f1,
         resamples: int = 2000,
         confidence: float = 0.95,
         seed: Optional[int] = 0,
 ) -> BootstrapInterval:
-    """Macro-F1 of a minus that of b, each averaged over its seeds ([seeds, images] predictions on the same test
+    """`metric` of a minus that of b, each averaged over its seeds ([seeds, images] predictions on the same test
     images), with a percentile interval from resampling the images: one resample is applied to every seed of both
     models, so the interval is over test images, paired, and not over training seeds."""
     labels = np.asarray(labels)
@@ -97,8 +110,8 @@ def bootstrap_macro_f1_difference(
 
     def difference(index):
         y = labels[index]
-        return macro_f1(y, predictions_a[..., index], num_classes).mean(-1) - \
-            macro_f1(y, predictions_b[..., index], num_classes).mean(-1)
+        return metric(y, predictions_a[..., index], num_classes).mean(-1) - \
+            metric(y, predictions_b[..., index], num_classes).mean(-1)
 
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, len(labels), size=(resamples, len(labels)))

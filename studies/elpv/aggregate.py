@@ -12,10 +12,9 @@ over test images, which needs predictions, resamples the seeds that kept them an
 seed-0 runs among them whose weights are published were recorded afterwards from their hub/ folder (the run's
 args.yaml, metrics, test metrics, provenance and diagnostics), with test_predictions.csv from `python -m
 timm_csba.evaluate local-dir:hub/<arch>.elpv --split test`, which gives the run's confusion matrix exactly; their
-rows equal the ones kept before. Writes results.csv (one row per run), REPORT.md and plots/*.png next to this file:
-rows.py reads the runs into the table, comparisons.py computes the statistics, plots.py and report.py write them.
+rows equal the ones kept before. Writes results.csv (one row per run), REPORT.md and plots/*.png next to this file
+with studies/analysis (the aggregation every study shares); the questions are answered in conclusion.py.
 """
-import argparse
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -24,41 +23,26 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from studies.elpv.plots import plot  # noqa: E402
-from studies.elpv.report import report  # noqa: E402
-from studies.elpv.rows import collect  # noqa: E402
-from studies.elpv.run import RECORDS  # noqa: E402
-from timm_csba.files import write_text  # noqa: E402
-from timm_csba.cli_args import positive_int  # noqa: E402
+from studies.analysis import aggregate as shared  # noqa: E402
+from studies.analysis.study import Study  # noqa: E402
+from studies.elpv.conclusion import GRADES, MINORITY, conclusion  # noqa: E402
+from studies.elpv.run import GRID  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
+STUDY = Study(
+    grid=GRID, script='studies/elpv/aggregate.py', run_script='studies/elpv/run.py',
+    title='ELPV study: gradient conflict and the minority grades',
+    intro='Test split: split seed 0, 525 cells.',
+    classes=GRADES, class_word='grade',
+    # the comparisons the referee asked for: CSBA against the summed baseline and against its capacity control;
+    # then the other fixes against the baseline, and the architectural fix against the loss-side one
+    comparisons=(('csba', 'sum'), ('csba', 'shared'), ('shared', 'sum'), ('gradnorm', 'sum'), ('heads', 'sum'),
+                 ('sum_focal', 'sum'), ('csba', 'sum_focal')),
+    focus=tuple(f'f1_{g}' for g in MINORITY), shown=tuple(f'f1_{g}' for g in GRADES), conclusion=conclusion)
 
 
 def aggregate(runs: Path, recipes: Sequence[str], out: Path, resamples: int = 2000) -> pd.DataFrame:
-    rows, undiagnosed = collect(runs, recipes)
-    if not rows:
-        raise SystemExit(f'error: no finished, diagnosed runs under {runs} for {", ".join(recipes)}; run '
-                         f'studies/elpv/run.py first.')
-    table = pd.DataFrame(rows)
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(out / 'results.csv', table.to_csv(index=False))
-    for recipe, group in table.groupby('recipe', sort=False):
-        plot(group, out / 'plots' / recipe)  # one recipe's runs per figure: arms compare within a recipe
-    write_text(out / 'REPORT.md', report(table, runs, undiagnosed, resamples))
-    return table
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--recipe', nargs='+', default=['hub96', 'hub'], help='recipes to read, in the report\'s order')
-    parser.add_argument('--runs', type=Path, default=RECORDS,
-                        help='the runner\'s records (default) or run folders, as <recipe>/<arm>.s<seed>')
-    parser.add_argument('--out', type=Path, default=HERE, help='where results.csv, REPORT.md and plots/ go')
-    parser.add_argument('--resamples', type=positive_int, default=2000, help='bootstrap resamples of the test images')
-    args = parser.parse_args(argv)
-    table = aggregate(args.runs, args.recipe, args.out, args.resamples)
-    print(f'{len(table)} runs -> {args.out / "results.csv"}, {args.out / "REPORT.md"}')
+    return shared.aggregate(STUDY, runs, recipes, out, resamples)
 
 
 if __name__ == '__main__':
-    main()
+    shared.main(STUDY, __doc__, ['hub96', 'hub'])

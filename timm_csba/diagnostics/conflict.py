@@ -77,7 +77,8 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> Dict[str, float]:
     """Spearman rank correlation of paired values (NaN pairs dropped) with the number of pairs it rests on."""
     from scipy.stats import spearmanr
     pairs = [(a, b) for a, b in zip(x, y) if not (math.isnan(a) or math.isnan(b))]
-    if len(pairs) < 3:
+    # a constant side (one run, centred within classes) has no ranks to correlate: NaN, as scipy gives, unwarned
+    if len(pairs) < 3 or len({a for a, _ in pairs}) == 1 or len({b for _, b in pairs}) == 1:
         return {'rho': math.nan, 'p_value': math.nan, 'n': len(pairs)}
     result = spearmanr([a for a, _ in pairs], [b for _, b in pairs])
     return {'rho': float(result.statistic), 'p_value': float(result.pvalue), 'n': len(pairs)}

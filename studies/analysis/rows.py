@@ -1,5 +1,5 @@
-"""The study's table: one row per finished, diagnosed run (test metrics, conflict at init and after training,
-branch gradient shares, attention overlap), read from run folders or the runner's records."""
+"""A study's table: one row per finished, diagnosed run (test metrics, group F1, conflict at init and after
+training, branch gradient shares, attention overlap), read from run folders or the runner's records."""
 import json
 import math
 from pathlib import Path
@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from studies.elpv.run import ARMS
+from studies.analysis.study import Study
 from timm_csba.diagnostics import RunDiagnostics
 from timm_csba.hub.export import study_run_dir, study_run_of
 
-GRADES = ('functional', 'possibly_defective', 'likely_defective', 'defective')
+# the parameter sets the diagnostics measure conflict on: the backbone as a whole, each stage, the head
 SETS = ('backbone', 'stem', 'stages.0', 'stages.1', 'stages.2', 'stages.3', 'head')
 # rows of runs whose folders were gone before the runner kept records, one file per recipe's folder
 ROWS_WITHOUT_RECORDS = 'rows_without_records.csv'
@@ -26,7 +26,7 @@ def _mean_off_diagonal(matrix: np.ndarray) -> float:
     return float(np.mean(values)) if values else math.nan
 
 
-def run_row(run: Path) -> Dict[str, Any]:
+def run_row(run: Path, study: Study) -> Dict[str, Any]:
     """The CSV row of one finished, diagnosed run."""
     args = yaml.safe_load((run / 'args.yaml').read_text())
     test = json.loads((run / 'test_metrics.json').read_text())
@@ -34,6 +34,9 @@ def run_row(run: Path) -> Dict[str, Any]:
     report = RunDiagnostics.from_json(json.loads((run / 'diagnostics' / 'diagnostics.json').read_text()))
     trained, init = report.diagnostics, report.compare
     names = trained.class_names
+    if tuple(names) != tuple(study.classes) or list(test['per_class']) != list(study.classes):
+        raise SystemExit(f'error: {run} has the classes {", ".join(names)}, not the study\'s '
+                         f'({", ".join(study.classes)}); is it a run of another study?')
     recipe, arm = study_run_of(run)
     row: Dict[str, Any] = {
         'recipe': recipe, 'arm': arm, 'architecture': args['model'],
@@ -41,6 +44,8 @@ def run_row(run: Path) -> Dict[str, Any]:
         'train_hours': sum(r.get('epoch_time_s', 0) for r in history) / 3600,
         'accuracy': test['accuracy'], 'balanced_accuracy': test['balanced_accuracy'], 'macro_f1': test['macro_f1'],
         **{f'f1_{n}': test['per_class'][n]['f1'] for n in names},
+        **{f'f1_{group}': float(np.mean([test['per_class'][n]['f1'] for n in members]))
+           for group, members in study.groups.items()},
     }
     for name in SETS:
         for kind in ('cosine', 'magnitude'):
@@ -50,7 +55,7 @@ def run_row(run: Path) -> Dict[str, Any]:
     for when, diagnostics in (('init', init), ('trained', trained)):
         stats = diagnostics.parameter_sets['backbone']
         row[f'backbone_cosine_negpairs_{when}'] = stats.summary['cosine'].mean_most_negative_pairs
-        # a grade's mean cosine with the other grades: what the Spearman against its F1 pools
+        # a class's mean cosine with the other classes: what the Spearman against its F1 pools
         for n, value in zip(names, stats.row_mean_cosine()):
             row[f'conflict_{n}_{when}'] = value
     shares = trained.branches.grad_shares.numpy() if trained.branches is not None else None
@@ -60,9 +65,10 @@ def run_row(run: Path) -> Dict[str, Any]:
     return row
 
 
-def collect(runs: Path, recipes: Sequence[str]) -> tuple:
+def collect(runs: Path, recipes: Sequence[str], study: Study) -> tuple:
     """(rows of the diagnosed runs, names of finished runs without diagnostics) under runs/<recipe>/, with the
-    rows of runs/<recipe>/rows_without_records.csv for the runs that have no folder there."""
+    rows of runs/<recipe>/rows_without_records.csv for the runs that have no folder there; in the grid's arm
+    order, then by seed."""
     rows, undiagnosed = [], []
     for recipe in recipes:
         folders = sorted(p for p in (runs / recipe).glob('*.s*') if p.is_dir() and not p.name.startswith('.'))
@@ -72,7 +78,7 @@ def collect(runs: Path, recipes: Sequence[str]) -> tuple:
             if not (run / 'diagnostics' / 'diagnostics.json').exists():
                 undiagnosed.append(f'{recipe}/{run.name}')
                 continue
-            rows.append(run_row(run))
+            rows.append(run_row(run, study))
         kept = runs / recipe / ROWS_WITHOUT_RECORDS
         if kept.exists():
             names = {run.name for run in folders}
@@ -83,7 +89,6 @@ def collect(runs: Path, recipes: Sequence[str]) -> tuple:
                 if study_run_dir(runs, recipe, row['arm'], row['seed']).name not in names:
                     rows.append(row)
     order = {recipe: i for i, recipe in enumerate(recipes)}
-    arms = {arm: i for i, arm in enumerate(ARMS)}
+    arms = {arm: i for i, arm in enumerate(study.grid.arms)}
     rows.sort(key=lambda r: (order[r['recipe']], arms.get(r['arm'], len(arms)), r['arm'], r['seed']))
     return rows, undiagnosed
-

@@ -1,4 +1,4 @@
-"""The study's figures, one recipe's runs per figure: test F1 by arm, conflict at init and after training, and
+"""A study's figures, one recipe's runs per figure: test F1 by arm, conflict at init and after training, and
 conflict against F1."""
 from pathlib import Path
 from typing import List
@@ -6,30 +6,29 @@ from typing import List
 import numpy as np
 import pandas as pd
 
-from studies.elpv.rows import GRADES
-from studies.elpv.run import ARMS
+from studies.analysis.study import Study
 
 # (title, file) of the figures each recipe gets in plots/<recipe>/
 PLOTS = (('F1 by arm', 'f1_by_arm.png'), ('conflict', 'conflict_init_vs_trained.png'),
          ('conflict vs F1', 'conflict_vs_f1.png'))
 
 
-def plot(table: pd.DataFrame, out: Path) -> List[str]:
+def plot(table: pd.DataFrame, out: Path, study: Study) -> List[str]:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     out.mkdir(parents=True, exist_ok=True)
-    arms = [arm for arm in ARMS if arm in set(table.arm)]
+    arms = [arm for arm in study.grid.arms if arm in set(table.arm)]
     written = []
 
-    fig, axes = plt.subplots(1, len(GRADES), figsize=(4 * len(GRADES), 3.5), sharey=True)
-    for ax, grade in zip(axes, GRADES):
+    fig, axes = plt.subplots(1, len(study.shown), figsize=(4 * len(study.shown), 3.5), sharey=True)
+    for ax, column in zip(np.atleast_1d(axes), study.shown):
         for i, arm in enumerate(arms):
-            values = table[table.arm == arm][f'f1_{grade}']
+            values = table[table.arm == arm][column]
             ax.scatter([i] * len(values), values, alpha=0.6)
             ax.hlines(values.mean(), i - 0.3, i + 0.3, color='k')
         ax.set_xticks(range(len(arms)), arms, rotation=45)
-        ax.set_title(f'test F1, {grade}')
+        ax.set_title(f'test {study.label(column)}')
     fig.tight_layout()
     fig.savefig(out / 'f1_by_arm.png', dpi=110)
     plt.close(fig)
@@ -52,10 +51,10 @@ def plot(table: pd.DataFrame, out: Path) -> List[str]:
     written.append('conflict_init_vs_trained.png')
 
     fig, ax = plt.subplots(figsize=(5, 4))
-    for grade in GRADES:
-        ax.scatter(table[f'conflict_{grade}_trained'], table[f'f1_{grade}'], label=grade, alpha=0.7)
-    ax.set_xlabel("grade's mean backbone cosine with the other grades (trained)")
-    ax.set_ylabel('test F1 of the grade')
+    for name in study.classes:
+        ax.scatter(table[f'conflict_{name}_trained'], table[f'f1_{name}'], label=name, alpha=0.7)
+    ax.set_xlabel(f"{study.class_word}'s mean backbone cosine with the other {study.class_words} (trained)")
+    ax.set_ylabel(f'test F1 of the {study.class_word}')
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / 'conflict_vs_f1.png', dpi=110)
