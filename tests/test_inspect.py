@@ -34,15 +34,16 @@ def model():
     return load_model(MODEL)
 
 
-def _exact_grades(model, image, corners, size, rows, cols):
-    """The grades of the cells cut with the module's true corners (at the same upright size as inspect's)."""
+def _exact_probabilities(model, image, corners, size, rows, cols):
+    """The class probabilities of the cells cut with the module's true corners (at the same upright size as
+    inspect's)."""
     upright = rectify(image, corners, size)
     boxes = cell_boxes(upright, rows, cols)
     transform = build_transforms(model, is_training=False)
     cells = [sample_cell(image, corners, size, boxes[key], (192, 192)) for key in sorted(boxes)]
     with torch.no_grad():
         logits = model(torch.stack([transform(cell) for cell in cells]))
-    return dict(zip(sorted(boxes), logits.argmax(1).tolist()))
+    return dict(zip(sorted(boxes), logits.softmax(1).numpy()))
 
 
 @pytest.fixture(scope='module')
@@ -54,7 +55,7 @@ def inspected(model):
         module, _, _ = elpv_module(seed=100 + seed, rows=4, cols=6, bits=(8, 12, 16)[seed % 3])
         image = to_8bit(module.image)
         report = inspect_module(model, image)
-        exact = _exact_grades(model, image.convert('L'), module.corners, report.rectified.size, 4, 6)
+        exact = _exact_probabilities(model, image.convert('L'), module.corners, report.rectified.size, 4, 6)
         results.append((module, report, exact))
     return results
 
@@ -67,9 +68,17 @@ def test_every_module_and_cell_is_found_within_3_percent_of_a_cell(inspected):
 
 
 def test_each_cell_is_graded_as_the_same_cell_cut_exactly(inspected):
-    agree = [report.grades()[key] == grade for _, report, exact in inspected for key, grade in exact.items()]
-    # 97 % measured (the goal is 98 %): a corner found 0.25 px off already flips about 3 % of this model's grades
-    assert len(agree) == 480 and np.mean(agree) >= 0.96
+    """98.1 % here (471 of 480; 98.7 % on 40 6x10 modules: studies/inspect_agreement). The corners are found to
+    0.09 px on average, and a cell whose grade still moves is one the model nearly ties when cut exactly."""
+    agree, ties = [], []
+    for _, report, exact in inspected:
+        for key, probabilities in exact.items():
+            agree.append(report.grades()[key] == probabilities.argmax())
+            if not agree[-1]:
+                top_two = np.sort(probabilities)[-2:]
+                ties.append(top_two[1] - top_two[0])
+    assert len(agree) == 480 and np.mean(agree) >= 0.975  # the last half point is a cell or two of near-ties
+    assert max(ties, default=0) < 0.2
 
 
 def test_the_same_module_at_8_12_and_16_bits_gets_the_same_grades(model):

@@ -124,32 +124,51 @@ def find_module(gray: np.ndarray) -> np.ndarray:
 
 
 def _refine(pixels: np.ndarray, corners: np.ndarray, reach: float) -> np.ndarray:
-    """The corners again, from each edge traced at full resolution: along 400 lines across it, where the image last
-    falls (going outwards) through the level a fifth of the way from the background outside up to the cell inside
-    that line (interpolated between samples a quarter pixel apart; a dim cell's own level, so that it does not pull
-    the edge inwards), a line fitted to those points, and the lines intersected. The corners must be right to a few
-    tenths of a pixel: a cell's grade moves with them."""
+    """The corners again, from each edge traced at full resolution, in two passes. The corners must be right to a
+    tenth of a pixel: a cell's grade moves with them (a quarter pixel flips about 3 % of csba_squeeze.elpv's
+    grades).
+
+    The first pass searches `reach` pixels either side of the coarse edge and takes the level a fifth of the way
+    from the background up to the cell deep inside (6 pixels beyond the search), which a cell's darker border
+    cannot hide. That level lies in the blur's foot, outside the edge (0.12 px on average on generated modules).
+    The second pass looks 4 pixels either side of the first's edge and takes the level 0.3 of the way from the
+    background 1.5-3 pixels outside up to the cell 1.5-3 pixels inside: a level set by the cell's own border, near
+    the middle of the blurred step. It halves the bias (4x6 modules: 0.14 -> 0.08 px mean error; the grades of
+    the cells cut exactly, 97.3 -> 98.5 %)."""
+    coarse = _traced(pixels, corners, np.arange(-reach - 6, reach + 0.125, 0.25),
+                     inside=(-reach - 6, -reach - 0.25), outside=(reach - 1.75, reach), level=0.2)
+    return _traced(pixels, coarse, np.arange(-4, 4.0625, 0.125), inside=(-3, -1.5), outside=(1.5, 3), level=0.3)
+
+
+def _traced(pixels: np.ndarray, corners: np.ndarray, offsets: np.ndarray, inside: Tuple[float, float],
+            outside: Tuple[float, float], level: float) -> np.ndarray:
+    """The corners of the four edges traced along 400 lines across each (`offsets` from the edge, outwards
+    positive): where the image last falls, going outwards, through `level` of the way from the median over the
+    offsets `outside` up to the median over `inside` on that line (interpolated between samples; a dim cell's
+    own level, so that it does not pull the edge inwards), a line fitted to those points, and the lines
+    intersected. The corners as given where an edge cannot be traced."""
+    step = offsets[1] - offsets[0]
+    within = [(offsets >= low - 1e-9) & (offsets <= high + 1e-9) for low, high in (inside, outside)]
     lines = []
     for start, end, horizontal in ((0, 1, True), (1, 2, False), (3, 2, True), (0, 3, False)):
         along = corners[end] - corners[start]
         outward = np.array([along[1], -along[0]]) / np.linalg.norm(along)
         if np.dot(outward, corners[start] - corners.mean(0)) < 0:
             outward = -outward
-        offsets = np.arange(-reach - 6, reach + 0.25, 0.25)
         points = corners[start] + np.linspace(0.05, 0.95, 400)[:, None] * along
         samples = points[:, None, :] + offsets[None, :, None] * outward  # (lines, offsets, xy)
         # PIL's pixel k spans [k, k + 1): its value sits at k + 0.5, where map_coordinates reads index k
         values = ndimage.map_coordinates(pixels, [samples[..., 1] - 0.5, samples[..., 0] - 0.5], order=1,
                                          mode='nearest')
-        outside, inside = np.median(values[:, -8:], 1), np.median(values[:, :24], 1)
-        level = (outside + 0.2 * (inside - outside))[:, None]
-        above = values >= level
+        cell, background = np.median(values[:, within[0]], 1), np.median(values[:, within[1]], 1)
+        threshold = (background + level * (cell - background))[:, None]
+        above = values >= threshold
         crossing = above[:, :-1] & ~above[:, 1:]
-        found = crossing.any(1) & (inside - outside > 0.2)  # not across a gap or a dead cell
+        found = crossing.any(1) & (cell - background > 0.2)  # not across a gap or a dead cell
         last = crossing.shape[1] - 1 - np.argmax(crossing[:, ::-1], 1)
         rows, i = np.flatnonzero(found), last[found]
-        fraction = (values[rows, i] - level[rows, 0]) / (values[rows, i] - values[rows, i + 1])
-        edge = samples[rows, i] + (fraction * 0.25)[:, None] * outward
+        fraction = (values[rows, i] - threshold[rows, 0]) / (values[rows, i] - values[rows, i + 1])
+        edge = samples[rows, i] + (fraction * step)[:, None] * outward
         if len(edge) < 2:
             return corners
         lines.append(_fit_line(edge[:, 0], edge[:, 1]) if horizontal else _fit_line(edge[:, 1], edge[:, 0]))
