@@ -24,8 +24,8 @@ import timm_csba  # noqa: F401
 from timm_csba import evaluate, evaluation
 from timm_csba.data import build_run_dataset
 from timm_csba.distillation import folded_logit_offsets
-from timm_csba.hub import (HubError, export_run, load_pretrained, pretrained_num_classes, registry_repo_id, seed_cache,
-                           source_config, validate_staged)
+from timm_csba.hub import (HubError, export_run, load_pretrained, pretrained_num_classes, registry_repo_id,
+                           save_pretrained, seed_cache, source_config, validate_staged)
 from timm_csba.hub.__main__ import main as hub_main
 from timm_csba.hub.export import study_run_dir
 from timm_csba.inference import InferenceError, load_model as predict_load_model
@@ -461,3 +461,17 @@ def test_registry_repo_id_of_published_unpublished_and_unknown_tags(monkeypatch)
                         lambda name, **kwargs: dataclasses.replace(registered(name, **kwargs), hf_hub_id=None))
     assert registry_repo_id('staged/csba_squeeze_heads.elpv') == f'{HF_HUB_ORG}/csba_squeeze_heads.elpv'
     assert registry_repo_id('staged/csba_squeeze.smoke') is None and registry_repo_id('staged/nothing') is None
+
+
+def test_weights_of_other_classes_do_not_claim_the_elpv_tag_licence_and_origin(tmp_path):
+    """save_pretrained keeps the architecture's pretrained cfg for ELPV's grades; a run on other classes (a
+    Fashion-MNIST run of csba_squeeze) drops its ELPV tag, licence and origin, and still loads."""
+    data_config = dict(input_size=(1, 32, 32), mean=(0.5,), std=(0.25,), interpolation='bilinear', crop_pct=1.0)
+    model = timm.create_model('csba_squeeze', num_classes=4, in_chans=1)
+    grades = ['functional', 'possibly_defective', 'likely_defective', 'defective']
+    elpv = json.loads((save_pretrained(model, tmp_path / 'elpv', grades, data_config) / 'config.json').read_text())
+    assert elpv['pretrained_cfg']['tag'] == 'elpv' and elpv['pretrained_cfg']['license'] == 'cc-by-nc-sa-4.0'
+    other = save_pretrained(model, tmp_path / 'other', ['a', 'b', 'c', 'd'], data_config)
+    cfg = json.loads((other / 'config.json').read_text())['pretrained_cfg']
+    assert not {'tag', 'license', 'origin_url'} & set(cfg) and cfg['mean'] == [0.5]
+    assert predict_load_model(str(other)).pretrained_cfg.get('license') is None

@@ -76,7 +76,24 @@ def save_pretrained(
             data_config=data_config,
         )
         drop_repeated_num_classes(tmp / 'config.json')
+        if not same_classes:
+            forget_source_dataset(tmp / 'config.json')
     return Path(directory)
+
+
+# the fields of an architecture's default pretrained cfg that describe the dataset its published weights learnt
+SOURCE_DATASET_FIELDS = ('tag', 'license', 'origin_url')
+
+
+def forget_source_dataset(config_path: Path) -> None:
+    """Remove SOURCE_DATASET_FIELDS from a saved config.json's pretrained_cfg: weights trained on other classes
+    (a Fashion-MNIST run of csba_squeeze) are not the ELPV weights, and their folder must not claim ELPV's tag,
+    licence and origin."""
+    config = json.loads(config_path.read_text())
+    cfg = config.get('pretrained_cfg', {})
+    if any(field in cfg for field in SOURCE_DATASET_FIELDS):
+        config['pretrained_cfg'] = {k: v for k, v in cfg.items() if k not in SOURCE_DATASET_FIELDS}
+        write_json(config_path, config)
 
 
 def drop_repeated_num_classes(config_path: Path) -> None:
