@@ -36,10 +36,11 @@ ARMS: Dict[str, List[str]] = {
     'sum_logit_adjusted': ['--model', 'csba_squeeze_sum', '--loss', 'logit_adjusted'],
 }
 # 'protocol': CIFAR-10-LT's (configs/fashion_mnist_lt.yaml: SGD 0.1, batch 128, 5 warm-up epochs, x0.01 at 160 and
-# 180, 200 epochs, 32 px), every flag that sets it explicit
+# 180, 200 epochs, 32 px; the checkpoint with the best validation balanced accuracy), every flag that sets it explicit
 RECIPES = {
     'protocol': ('configs/fashion_mnist_lt.yaml', ['--img-size', '32', '--epochs', '200', '--lr', '0.1',
-                                                   '--decay-milestones', '160', '180']),
+                                                   '--decay-milestones', '160', '180',
+                                                   '--monitor', 'balanced_accuracy']),
     'smoke': ('configs/fashion_mnist_lt.yaml', ['--epochs', '3', '--limit-train', '512', '--limit-eval', '256',
                                                 '--decay-milestones', '1', '2', '--warmup-epochs', '0']),
 }
