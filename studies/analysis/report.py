@@ -17,7 +17,7 @@ from timm_csba.stats import format_mean_std as _fmt
 ALPHA = 0.05  # a seed-paired difference counts when its t-test p is below this
 
 
-def shown(comparison: Dict, metric: str = 'macro_f1') -> bool:
+def difference_shown(comparison: Dict, metric: str = 'macro_f1') -> bool:
     """A difference in `metric` counts when the seed-paired t-test gives p < ALPHA and its image bootstrap interval
     excludes 0 (over the seeds with test predictions, `compare_arms`); without a bootstrap (no seed pair kept its
     test predictions) the seed test alone does not show one."""
@@ -26,11 +26,11 @@ def shown(comparison: Dict, metric: str = 'macro_f1') -> bool:
 
 
 def verdict(comparison: Dict, metric: str = 'macro_f1', label: str = 'macro-F1') -> str:
-    """Plain words for a vs b on `metric` (`shown`): a difference or 'no difference is shown'."""
+    """Plain words for a vs b on `metric` (`difference_shown`): a difference or 'no difference is shown'."""
     seed_test, boot = comparison[metric], comparison['bootstraps'].get(metric)
     a, b = comparison['a'], comparison['b']
     direction = 'higher' if seed_test.mean_difference > 0 else 'lower'
-    words = (f'{a} scores {direction} {label} than {b}' if shown(comparison, metric)
+    words = (f'{a} scores {direction} {label} than {b}' if difference_shown(comparison, metric)
              else f'no difference in {label} between {a} and {b} is shown')
     images = (f'over test images{_bootstrap_subset(comparison)} {boot.estimate:+.3f}, {boot.confidence:.0%} CI '
               f'[{boot.low:+.3f}, {boot.high:+.3f}]' if boot is not None else _no_bootstrap(comparison))
@@ -90,10 +90,10 @@ def capacity_answer(by_pair: Dict[tuple, Dict]) -> str:
     sign = np.sign(macro['csba', 'sum'].mean_difference)
 
     def moves_like_csba(comparison):  # a shown macro-F1 difference in the direction csba differs from sum
-        return shown(comparison) and np.sign(comparison['macro_f1'].mean_difference) == sign
+        return difference_shown(comparison) and np.sign(comparison['macro_f1'].mean_difference) == sign
 
     gate, capacity = moves_like_csba(by_pair['csba', 'shared']), moves_like_csba(by_pair['shared', 'sum'])
-    if not shown(by_pair['csba', 'sum']):
+    if not difference_shown(by_pair['csba', 'sum']):
         answer = 'there is no shown difference between csba and sum to explain'
     elif gate and not capacity:
         answer = 'no: CSBA also differs from its capacity control, so the branch-specific attention, not the ' \

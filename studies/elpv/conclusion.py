@@ -1,6 +1,6 @@
 """The ELPV study's questions (issue 14) answered in plain words from one recipe's numbers. A difference between
 arms counts when its seed-paired t-test gives p < ALPHA (for macro-F1 the image bootstrap interval must also
-exclude 0: `shown`); an answer says 'not shown' otherwise, never 'no effect'."""
+exclude 0: `difference_shown`); an answer says 'not shown' otherwise, never 'no effect'."""
 from typing import Any, Dict, List, Sequence
 
 import pandas as pd

@@ -1,13 +1,13 @@
 """The Fashion-MNIST-LT study's questions (issue 51) answered in plain words from one recipe's numbers: does
 CSBA's claimed CIFAR-10-LT gain show, does the shared-gate control explain what shows, does LDAM-DRW behave as
 published, and gradient conflict. A difference counts when its seed-paired t-test gives p < ALPHA and its
-test-image bootstrap interval excludes 0 (`shown`); an answer says 'not shown' otherwise, never 'no effect'."""
+test-image bootstrap interval excludes 0 (`difference_shown`); an answer says 'not shown' otherwise, never 'no effect'."""
 from typing import Any, Dict, List, Sequence
 
 import pandas as pd
 
-from studies.analysis.report import (capacity_answer, conflict_answer, conflict_predicts_answer, sentence, shown,
-                                     verdict)
+from studies.analysis.report import (capacity_answer, conflict_answer, conflict_predicts_answer, difference_shown,
+                                     sentence, verdict)
 
 CLASSES = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot')
 # the long-tail profile keeps Fashion-MNIST's class order: 6000 ... 60 train images from the first class to the last
@@ -26,7 +26,7 @@ def _not_yet(question: str, a: str, b: str) -> str:
 def csba_gain_answer(csba_sum: Dict) -> str:
     question = 'Does CSBA\'s CIFAR-10-LT gain show on Fashion-MNIST-LT?'
     gain = csba_sum['macro_f1'].mean_difference
-    if not shown(csba_sum):
+    if not difference_shown(csba_sum):
         answer = 'not shown'
     elif gain > 0:
         answer = 'yes, csba scores higher macro-F1 than sum' + (
@@ -41,7 +41,7 @@ def csba_gain_answer(csba_sum: Dict) -> str:
 def ldam_drw_answer(ldam_ce: Dict) -> str:
     question = 'Does LDAM-DRW beat plain CE as published?'
     gain = ldam_ce['balanced_accuracy'].mean_difference
-    if not shown(ldam_ce, 'balanced_accuracy'):
+    if not difference_shown(ldam_ce, 'balanced_accuracy'):
         answer = 'not shown'
     elif gain >= LDAM_DRW_TARGET:
         answer = f'yes, by at least the {LDAM_DRW_TARGET * 100:.0f} points the target asks'
