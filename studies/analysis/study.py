@@ -41,7 +41,9 @@ class Study:
 
     def label(self, column: str) -> str:
         """'F1 tail' for 'f1_tail', 'balanced accuracy' for 'balanced_accuracy': a column as the report heads it."""
-        return f'F1 {column[3:]}' if column.startswith('f1_') else column.replace('_', ' ').replace('macro f1', 'macro-F1')
+        if column.startswith('f1_'):
+            return f'F1 {column[3:]}'
+        return column.replace('_', ' ').replace('macro f1', 'macro-F1')
 
     def f1_columns(self) -> Sequence[str]:
         """Every class's and every group's F1 column."""
