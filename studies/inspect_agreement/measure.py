@@ -11,6 +11,7 @@ the exact cut samples the same upright size with the module's true corners. Prin
 import argparse
 import sys
 from pathlib import Path
+from typing import Dict, Tuple
 
 import numpy as np
 import torch
@@ -26,13 +27,15 @@ from timm_csba.inspection import inspect_module  # noqa: E402
 from timm_csba.module import cell_boxes, rectify, sample_cell  # noqa: E402
 
 
-def exact_probabilities(model, image, corners, size, rows, cols) -> np.ndarray:
-    """[cells, classes] probabilities of the cells cut with `corners`, row by row, as inspect cuts them."""
+def exact_probabilities(model, image, corners, size, rows, cols) -> Dict[Tuple[int, int], np.ndarray]:
+    """(row, col) -> class probabilities of each cell cut with `corners` at the upright `size`, as inspect cuts
+    them (the tests' reference too)."""
     boxes = cell_boxes(rectify(image, corners, size), rows, cols)
     transform = build_transforms(model, is_training=False)
     cells = [sample_cell(image, corners, size, boxes[key], (192, 192)) for key in sorted(boxes)]
     with torch.no_grad():
-        return model(torch.stack([transform(cell) for cell in cells])).softmax(1).numpy()
+        probabilities = model(torch.stack([transform(cell) for cell in cells])).softmax(1).numpy()
+    return dict(zip(sorted(boxes), probabilities))
 
 
 def main(argv=None) -> None:
@@ -58,7 +61,7 @@ def main(argv=None) -> None:
         exact = exact_probabilities(model, image.convert('L'), module.corners, report.rectified.size, args.rows,
                                     args.cols)
         grades = report.grades()
-        for key, probabilities in zip(sorted(grades), exact):
+        for key, probabilities in exact.items():
             agree.append(grades[key] == probabilities.argmax())
             if not agree[-1]:
                 top_two = np.sort(probabilities)[-2:]
