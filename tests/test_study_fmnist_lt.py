@@ -13,6 +13,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from studies.analysis.comparisons import compare_arms  # noqa: E402
+from studies.analysis.prior_shift import adjusted_predictions, prior_shift_rows  # noqa: E402
 from studies.fmnist_lt import aggregate as fmnist_aggregate  # noqa: E402
 from studies.fmnist_lt.conclusion import CLASSES, GROUPS, conclusion  # noqa: E402
 from timm_csba.metrics import load_predictions  # noqa: E402
@@ -54,6 +55,21 @@ def test_the_committed_records_aggregate_with_group_f1_and_both_bootstraps(tmp_p
     assert 'Does CSBA\'s CIFAR-10-LT gain show on Fashion-MNIST-LT?** Not shown' in report
     assert 'Does LDAM-DRW beat plain CE as published?** Not measured yet' in report
     assert STUDY.notes.read_text().splitlines()[0] in report  # the written account closes it
+
+    # post-hoc logit adjustment of the same runs: tau = 0 is the run as trained; the bound includes tau 0 and 1
+    shifted = prior_shift_rows(table, runs, STUDY)
+    assert len(shifted) == 4 and shifted.as_trained.tolist() == pytest.approx([row.balanced_accuracy] * 4, abs=1e-6)
+    assert (shifted.best >= shifted.adjusted).all() and (shifted.best >= shifted.as_trained).all()
+    assert '### What re-balancing alone is worth: post-hoc logit adjustment' in report
+
+
+def test_logit_adjustment_moves_the_decision_towards_the_rarer_class_by_hand():
+    probabilities, prior = np.array([[0.6, 0.4], [0.95, 0.05]]), np.array([0.9, 0.1])
+    assert adjusted_predictions(probabilities, prior, 0.0).tolist() == [0, 0]  # as trained
+    # tau 1: log .6 - log .9 = -0.41 < log .4 - log .1 = 1.39; log .95 - log .9 = 0.05 > log .05 - log .1 = -0.69
+    assert adjusted_predictions(probabilities, prior, 1.0).tolist() == [1, 0]
+    # tau 2 doubles the shift: log .95 - 2 log .9 = 0.16 < log .05 - 2 log .1 = 1.61
+    assert adjusted_predictions(probabilities, prior, 2.0).tolist() == [1, 1]
 
 
 def _comparison(a, b, macro=0.0, accuracy=0.0, p=0.01, interval=(0.01, 0.05)):

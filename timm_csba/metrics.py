@@ -10,7 +10,7 @@ from sklearn.metrics import (
 from .files import atomic_path, write_text
 
 __all__ = ['METRICS', 'classification_metrics', 'save_confusion_matrix', 'save_predictions', 'save_epoch_logits',
-           'load_predictions']
+           'load_predictions', 'load_probabilities']
 
 # scalar metrics usable for early stopping / best-checkpoint selection (all: higher is better)
 METRICS = ('accuracy', 'balanced_accuracy', 'macro_f1')
@@ -86,3 +86,9 @@ def load_predictions(path: str) -> Tuple[np.ndarray, np.ndarray]:
     """(labels, predictions) of a `save_predictions` file."""
     table = np.loadtxt(path, delimiter=',', skiprows=1, ndmin=2)
     return table[:, 1].astype(int), table[:, 2].astype(int)
+
+
+def load_probabilities(path: str) -> Tuple[np.ndarray, np.ndarray]:
+    """(labels [N], class probabilities [N, C]) of a `save_predictions` file."""
+    table = np.loadtxt(path, delimiter=',', skiprows=1, ndmin=2)
+    return table[:, 1].astype(int), table[:, 3:]

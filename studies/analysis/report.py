@@ -210,7 +210,8 @@ def report(table: pd.DataFrame, runs: Path, undiagnosed: Sequence[str], study: S
                   f'({group.train_hours.mean() * 60:.0f} min a run).', '',
                   *_arm_table(summary, recipe, study),
                   '', '### Paired comparisons', '', *_comparison_table(comparisons, study),
-                  '', '### Conflict per stage (cosine, mean off-diagonal, mean over seeds: init → trained)', '',
+                  '', *(line for section in study.sections for line in section(group, runs, study)),
+                  '### Conflict per stage (cosine, mean off-diagonal, mean over seeds: init → trained)', '',
                   *_stage_table(group),
                   '', f'### Does conflict predict a {word}\'s F1?', '',
                   f'Spearman between a {word}\'s mean backbone cosine with the other {words} and its test F1, pooled '

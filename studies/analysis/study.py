@@ -8,6 +8,8 @@ from studies.grid import Grid
 # (table of one recipe's runs, its comparisons, conflict ~ F1 pooled, conflict ~ F1 within classes) -> the
 # REPORT's plain-words answers, one '- **question** Verdict: the numbers' line each
 Conclusion = Callable[..., List[str]]
+# (table of one recipe's runs, the folder the runs are read from, the study) -> a generated section of the REPORT
+Section = Callable[..., List[str]]
 
 
 @dataclass(frozen=True)
@@ -19,7 +21,8 @@ class Study:
     'f1_<name>', a group's 'f1_<group>', 'balanced_accuracy'), `shown` the F1 columns of the arm table and of the F1
     figure. `groups` adds a column 'f1_<group>' per group: the mean F1 of its classes. The image bootstrap of each
     comparison covers `bootstrap_metrics` ('macro_f1', 'balanced_accuracy'). `notes` is the study's written account
-    (how the runs were made, what was checked and found), appended to the generated REPORT."""
+    (how the runs were made, what was checked and found), appended to the generated REPORT. `sections` add a
+    study's own measurements to each recipe's part of the REPORT, after its comparisons."""
     grid: Grid
     script: str  # the aggregator, as the report names it: python <script>
     run_script: str  # the runner whose records it reads
@@ -34,6 +37,7 @@ class Study:
     groups: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
     bootstrap_metrics: Tuple[str, ...] = ('macro_f1',)
     notes: Optional[Path] = None  # a hand-written markdown account that the report appends after its numbers
+    sections: Tuple[Section, ...] = ()
 
     @property
     def class_words(self) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from studies.analysis import aggregate as shared  # noqa: E402
+from studies.analysis.prior_shift import prior_shift_section  # noqa: E402
 from studies.analysis.study import Study  # noqa: E402
 from studies.fmnist_lt.conclusion import CLASSES, GROUPS, conclusion  # noqa: E402
 from studies.fmnist_lt.run import GRID  # noqa: E402
@@ -30,7 +31,9 @@ STUDY = Study(
                  ('csba_ldam_drw', 'csba'), ('sum_logit_adjusted', 'sum'), ('csba_ldam_drw', 'sum_ldam_drw')),
     focus=('balanced_accuracy', 'f1_head', 'f1_medium', 'f1_tail'), shown=('f1_head', 'f1_medium', 'f1_tail'),
     conclusion=conclusion, bootstrap_metrics=('macro_f1', 'balanced_accuracy'),
-    notes=Path(__file__).resolve().parent / 'notes.md')
+    notes=Path(__file__).resolve().parent / 'notes.md',
+    # how much re-balancing CE's decisions could buy: the room LDAM-DRW and logit adjustment have here
+    sections=(prior_shift_section,))
 
 if __name__ == '__main__':
     shared.main(STUDY, __doc__, ['protocol'])
