@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -35,12 +35,17 @@ RECORD_FILES = ('args.yaml', 'metrics.jsonl', 'test_metrics.json', 'test_predict
 class Grid:
     """A study: where its runs and records go, its arms (arm -> train.py flags), its recipes (recipe -> (config,
     train.py flags), every flag that sets the recipe explicit so that each run's recorded command stays exact
-    whatever the config file says later) and its default seeds."""
+    whatever the config file says later) and its default seeds, which `arm_seeds` overrides for the arms a study
+    runs at fewer (or more) seeds."""
     runs: Path
     records: Path
     arms: Dict[str, List[str]]
     recipes: Dict[str, Tuple[str, List[str]]]
     seeds: Tuple[int, ...]
+    arm_seeds: Dict[str, Tuple[int, ...]] = field(default_factory=dict)
+
+    def seeds_of(self, arm: str) -> Tuple[int, ...]:
+        return self.arm_seeds.get(arm, self.seeds)
 
 
 def state_of(run: Path) -> str:
@@ -116,15 +121,22 @@ def _execute(run: Path, commands: Sequence[List[str]], threads: int) -> int:
     return 0
 
 
-def run_grid(grid: Grid, recipe: str, arms: Sequence[str], seeds: Sequence[int], runs: Path, parallel: int = 2,
-             threads: int = 1, max_batches: int = 0, dry_run: bool = False,
+def run_grid(grid: Grid, recipe: str, arms: Sequence[str], seeds: Optional[Sequence[int]], runs: Path,
+             parallel: int = 2, threads: int = 1, max_batches: int = 0, dry_run: bool = False,
              records: Optional[Path] = None) -> Dict[str, str]:
     """Bring every (arm, seed) run of the recipe to 'done', `parallel` at a time, and record each done run under
-    `records` (None: keep no records); return {run name: outcome}."""
+    `records` (None: keep no records); return {run name: outcome}. `seeds` None: each arm's own (`Grid.seeds_of`)."""
+    seeds_of = {arm: tuple(seeds) if seeds is not None else grid.seeds_of(arm) for arm in arms}
     jobs = {}
-    for seed in seeds:  # seed-major: a grid cut short still has whole seeds of every arm to compare
-        for arm in arms:
+    for seed in sorted({s for arm_seeds in seeds_of.values() for s in arm_seeds}):
+        # seed-major: a grid cut short still has whole seeds of every arm to compare
+        for arm in (a for a in arms if seed in seeds_of[a]):
             run = study_run_dir(runs, recipe, arm, seed)
+            if records is not None and is_recorded(run, records) and state_of(run) != 'done':
+                # finished on another machine: its folder is gone (runs/ does not outlive one), its records are all
+                # the aggregator reads
+                jobs[run.name] = (run, [])
+                continue
             jobs[run.name] = (run, steps(grid, recipe, arm, seed, runs, threads, max_batches))
     outcomes = {name: 'done, skipped' for name, (_, commands) in jobs.items() if not commands}
     todo = {name: job for name, job in jobs.items() if job[1]}
@@ -147,13 +159,19 @@ def run_grid(grid: Grid, recipe: str, arms: Sequence[str], seeds: Sequence[int],
     return outcomes
 
 
+def _seeds(seeds: Sequence[int]) -> str:
+    return ' '.join(map(str, seeds))
+
+
 def main(grid: Grid, description: str, default_recipe: str, argv=None) -> int:
     """The command line of a study's run.py."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--recipe', default=default_recipe, choices=grid.recipes,
                         help='the training recipe of every run')
     parser.add_argument('--arms', nargs='+', default=list(grid.arms), choices=grid.arms, help='the arms to run')
-    parser.add_argument('--seeds', nargs='+', type=int, default=list(grid.seeds), help='training seeds')
+    parser.add_argument('--seeds', nargs='+', type=int,
+                        help=f'training seeds of every arm (default: {_seeds(grid.seeds)}' + ''.join(
+                            f'; {arm}: {_seeds(seeds)}' for arm, seeds in grid.arm_seeds.items()) + ')')
     parser.add_argument('--parallel', type=positive_int, default=2, help='runs side by side')
     parser.add_argument('--threads', type=positive_int, default=1, help='CPU threads per run')
     parser.add_argument('--diagnose-batches', type=non_negative_int, default=0,

@@ -23,6 +23,7 @@ from studies.analysis import rows as study_rows  # noqa: E402
 from studies.elpv import conclusion as study_conclusion  # noqa: E402
 from studies.elpv.conclusion import GRADES  # noqa: E402
 from studies.elpv import run as study_run  # noqa: E402
+from studies import grid as study_grid  # noqa: E402
 from timm_csba.hub import HubError, export_run  # noqa: E402
 from timm_csba.hub.__main__ import main as hub_main  # noqa: E402
 from timm_csba.metrics import load_predictions  # noqa: E402
@@ -87,6 +88,25 @@ def test_killed_and_undiagnosed_runs_continue_where_they_stopped(grid, tmp_path)
     assert resumed['confusion_matrix'] == finished['confusion_matrix'] and resumed['seed'] == 1
     assert (undiagnosed / 'diagnostics' / 'diagnostics.json').exists()
     assert (records / 'smoke' / 'sum.s1' / 'test_metrics.json').read_text() == (killed / 'test_metrics.json').read_text()
+
+
+def test_recorded_runs_are_not_trained_again_on_a_machine_without_their_folders(grid, tmp_path):
+    # a new session's machine has the committed records and no runs/: only the unrecorded run is left to do
+    records = tmp_path / 'records'
+    shutil.copytree(records_of(grid), records)
+    shutil.rmtree(records / 'smoke' / 'csba.s1')
+    outcomes = study_run.run_grid('smoke', ARMS, SEEDS, tmp_path / 'runs', dry_run=True, records=records)
+    assert outcomes == {'csba.s0': 'done, skipped', 'sum.s0': 'done, skipped', 'sum.s1': 'done, skipped',
+                        'csba.s1': 'would run'}
+
+
+def test_arms_run_at_their_own_seeds_unless_seeds_are_given(tmp_path):
+    grid = study_grid.Grid(tmp_path / 'runs', tmp_path / 'records', {'a': [], 'b': []}, study_run.RECIPES,
+                           seeds=(0, 1, 2), arm_seeds={'b': (0, 1)})
+    by_default = study_grid.run_grid(grid, 'smoke', ['a', 'b'], None, grid.runs, dry_run=True)
+    assert list(by_default) == ['a.s0', 'b.s0', 'a.s1', 'b.s1', 'a.s2']  # seed-major, b stops at its last seed
+    given = study_grid.run_grid(grid, 'smoke', ['a', 'b'], [2], grid.runs, dry_run=True)
+    assert list(given) == ['a.s2', 'b.s2']
 
 
 def test_aggregate_writes_one_row_per_run_the_report_and_plots(grid, tmp_path):
