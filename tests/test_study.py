@@ -359,6 +359,11 @@ def test_the_conclusion_answers_each_question_from_the_shown_differences():
     assert study_conclusion.conclusion(_grades_table(), [], {}, {}) == [
         '- Nothing to conclude yet: csba and sum need at least two seeds in common.']
 
+    # a shown change in the other direction: CSBA conflicts more, so it does not reduce conflict
+    more_conflict = _comparison('csba', 'sum', cosine=-0.04, p_cosine=0.02)
+    answers = _answers([more_conflict, _comparison('csba', 'shared'), _comparison('shared', 'sum')])
+    assert answers['Does CSBA reduce gradient conflict?'].startswith(' No, CSBA ends training with more backbone')
+
 
 @pytest.mark.parametrize('study', ['elpv', 'fmnist_lt'])
 def test_every_arm_of_every_recipe_passes_train_pys_checks(study, tmp_path):

@@ -72,8 +72,10 @@ def conflict_answer(csba_sum: Dict) -> str:
     cosine, magnitude = (csba_sum[column] for column in CONFLICT_TRAINED)
     if seed_shown(cosine) or seed_shown(magnitude):
         # a higher (less negative) cosine after training is less conflict
-        direction = 'less' if (cosine if seed_shown(cosine) else magnitude).mean_difference > 0 else 'more'
-        answer = f'yes, CSBA ends training with {direction} backbone conflict than sum'
+        if (cosine if seed_shown(cosine) else magnitude).mean_difference > 0:
+            answer = 'yes, CSBA ends training with less backbone conflict than sum'
+        else:
+            answer = 'no, CSBA ends training with more backbone conflict than sum'
     else:
         answer = 'not shown'
     return (f'- **Does CSBA reduce gradient conflict?** {sentence(answer)}: after training, '
